@@ -1,0 +1,42 @@
+"""qpmopt: fast, solver-agnostic feature selection and assignment for QPM.
+
+Public API: :func:`solve_assignment`, :class:`Problem`, :class:`Solution`,
+:func:`available_backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
+"""
+
+from qpmopt._version import __version__
+from qpmopt.backends.base import (
+    Backend,
+    BackendUnavailableError,
+    Capabilities,
+    OptionsError,
+    ProblemTooLargeError,
+    SolverConfig,
+    UnknownBackendError,
+    available_backends,
+)
+from qpmopt.evaluate import VerificationError
+from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
+from qpmopt.solution import Solution, Status, Termination
+from qpmopt.solve import solve_assignment, solve_problem
+
+__all__ = [
+    "__version__",
+    "solve_assignment",
+    "solve_problem",
+    "Problem",
+    "Solution",
+    "Status",
+    "Termination",
+    "available_backends",
+    "Backend",
+    "Capabilities",
+    "SolverConfig",
+    "ProblemError",
+    "InfeasibleProblemError",
+    "OptionsError",
+    "UnknownBackendError",
+    "BackendUnavailableError",
+    "ProblemTooLargeError",
+    "VerificationError",
+]

@@ -1,0 +1,181 @@
+"""Shared driver of the exact (MILP) backends.
+
+A concrete backend only renders a :class:`~qpmopt.formulation.Formulation` into its
+solver and reports ``(x, bound, optimal)``; everything else is here, once:
+
+- the warm start (the caller's, else greedy + swap local search);
+- *full* path (instances whose model fits ``max_full_vars``): the whole model, with
+  uniqueness cuts added lazily for the class pairs that collide, re-solved until none do;
+- *LNS* path (larger instances): large-neighbourhood search that frees a few selected
+  features at a time and lets the solver pick their replacements among promising
+  candidates, exactly, in a small restricted model;
+- honest bounds: a solver bound is used only when it comes from a model of the full
+  problem (missing uniqueness cuts only relax it); restricted models contribute none.
+  The cheap :func:`~qpmopt.bounds.simple_upper_bound` always applies.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qpmopt.backends.base import Backend, SolverConfig
+from qpmopt.bounds import simple_upper_bound
+from qpmopt.evaluate import objective_terms
+from qpmopt.formulation import Formulation
+from qpmopt.problem import Problem
+from qpmopt.search import best_assignment, greedy_selection, local_search, swap_deltas
+from qpmopt.solution import BackendResult, Termination
+
+
+@dataclass
+class ModelAnswer:
+    """What a solver reports for one model."""
+
+    x: np.ndarray | None  # variable values, or None
+    bound: float | None  # upper bound of *this model* (constant included)
+    optimal: bool  # proven optimal for this model
+    infeasible: bool = False
+    interrupted: bool = False
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MipOptions:
+    strengthen: bool | None = None  # RLT equalities (None: when <= 300 free candidates)
+    max_full_vars: int = 150_000  # larger models go the LNS path
+    lns_free: int = 6  # selected features freed per LNS step
+    lns_pool: int = 24  # unselected candidates offered per LNS step
+    lns_time: float = 5.0  # seconds per LNS sub-problem
+    default_time_limit: float = 60.0  # used by the LNS path when no time_limit is given
+    solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
+
+
+def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
+    keys = np.packbits(W, axis=1)
+    groups: dict[bytes, list[int]] = {}
+    for c, key in enumerate(keys):
+        groups.setdefault(key.tobytes(), []).append(c)
+    out = []
+    for members in groups.values():
+        if len(members) > 1:
+            feats = tuple(np.flatnonzero(W[members[0]]).tolist())
+            out += [(a, b, feats) for i, a in enumerate(members) for b in members[i + 1 :]]
+    return out
+
+
+class MipBackend(Backend):
+    """Base of the exact backends; subclasses implement :meth:`solve_model`."""
+
+    Options = MipOptions
+
+    @abstractmethod
+    def solve_model(
+        self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
+        options: MipOptions,
+    ) -> ModelAnswer:
+        """Solve the rendered model within ``time_limit`` seconds (``None``: no limit)."""
+
+    def solve(self, problem: Problem, config: SolverConfig, options: MipOptions) -> BackendResult:
+        t0 = config.start_time
+        history: list[tuple[float, float]] = []
+
+        def value(sel: np.ndarray, W: np.ndarray) -> float:
+            return objective_terms(problem, sel, W).total
+
+        if config.warm_start is not None:
+            start = config.warm_start
+        else:
+            ls_deadline = None if config.time_limit is None else t0 + 0.2 * config.time_limit
+            start = local_search(problem, greedy_selection(problem), deadline=ls_deadline).selection
+        W0, _ = best_assignment(problem, start)
+        inc = [value(start, W0), start, W0]
+        history.append((time.perf_counter() - t0, inc[0]))
+
+        def offer(sel: np.ndarray, W: np.ndarray | None = None) -> None:
+            if problem.unique or W is None:
+                W = best_assignment(problem, sel)[0]  # exact repair of any collision
+            v = value(sel, W)
+            if v > inc[0] + 1e-9 * max(1.0, abs(inc[0])):
+                inc[:] = [v, sel.copy(), W]
+                history.append((time.perf_counter() - t0, v))
+
+        bound = simple_upper_bound(problem)
+        full = Formulation.build(problem, strengthen=options.strengthen)
+        if full.n_w + full.n_y <= options.max_full_vars:
+            path = "full"
+            proven, term, bound, info = self._full(problem, full, config, options, inc, offer, bound)
+        else:
+            path = "lns"
+            proven, term, info = self._lns(problem, config, options, inc, offer)
+        info.update({"path": path, "warm_start_objective": history[0][1]})
+        return BackendResult(inc[1], inc[2], term, bound=bound, proven_optimal=proven, history=history, info=info)
+
+    # ---- whole model, lazy uniqueness ----------------------------------------------------
+    def _full(self, problem, form, config, options, inc, offer, bound):
+        rounds = 0
+        info: dict[str, Any] = {"variables": form.n_vars}
+        while True:
+            rounds += 1
+            remaining = config.remaining()
+            ans = self.solve_model(form, remaining, form.encode(inc[1], inc[2]), config, options)
+            if ans.bound is not None:
+                bound = min(bound, ans.bound)  # cuts only tighten: every model relaxes the problem
+            if ans.infeasible:
+                return False, Termination.INFEASIBLE, bound, info
+            if ans.x is None:
+                break
+            sel, W = form.decode(ans.x)
+            hits = _collisions(W) if problem.unique else []
+            offer(sel, None if hits else W)
+            if ans.interrupted:
+                info["rounds"] = rounds
+                return False, Termination.INTERRUPTED, bound, info
+            if ans.optimal and not hits:
+                info["rounds"] = rounds
+                return True, Termination.OPTIMAL, bound, info
+            if not hits or (config.remaining() is not None and config.remaining() <= 0):
+                break
+            for c, d, feats in hits:
+                form.add_uniqueness_cut(c, d, feats)
+        info.update({"rounds": rounds, "uniqueness_cuts": len(form.cuts)})
+        return False, Termination.TIME_LIMIT, bound, info
+
+    # ---- large-neighbourhood search ---------------------------------------------------
+    def _lns(self, problem, config, options, inc, offer):
+        rng = np.random.default_rng(config.seed)
+        deadline = config.deadline(options.default_time_limit)
+        steps = improved = 0
+        term = Termination.TIME_LIMIT
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining < 0.2:
+                break
+            if config.stop_requested():
+                term = Termination.INTERRUPTED
+                break
+            sel = inc[1]
+            delta, si, ui = swap_deltas(problem, sel)
+            on = np.flatnonzero(sel)
+            # Free features whose removal costs least, with randomness for diversity.
+            loss = delta.max(axis=1)
+            n_free = min(options.lns_free, on.size)
+            free = si[np.argsort(-(loss + rng.gumbel(size=loss.size) * loss.std()))[:n_free]]
+            pool = ui[np.argsort(-delta.max(axis=0))[: options.lns_pool]]
+            cand = np.concatenate([on, pool])
+            form = Formulation.build(problem, candidates=cand, fixed=np.setdiff1d(on, free), prune_fixed=2)
+            before = inc[0]
+            ans = self.solve_model(form, min(options.lns_time, remaining), form.encode(inc[1], inc[2]), config, options)
+            steps += 1
+            if ans.x is not None:
+                new_sel, _ = form.decode(ans.x)
+                offer(new_sel)
+                improved += inc[0] > before
+            if ans.interrupted:
+                term = Termination.INTERRUPTED
+                break
+        return False, term, {"lns_steps": steps, "lns_improvements": improved}

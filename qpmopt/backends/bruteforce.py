@@ -1,0 +1,63 @@
+"""Exhaustive exact oracle for tiny instances: every selection, each with its exact
+assignment (uniqueness included).  Used by tests as ground truth."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qpmopt.backends.base import Backend, Capabilities, ProblemTooLargeError, SolverConfig
+from qpmopt.problem import Problem
+from qpmopt.search import best_assignment
+from qpmopt.solution import BackendResult, Termination
+
+
+@dataclass(frozen=True)
+class BruteForceOptions:
+    max_selections: int = 200_000  # refuse instances with more selections than this
+
+
+class BruteForceBackend(Backend):
+    name = "bruteforce"
+    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=True)
+    Options = BruteForceOptions
+
+    def solve(self, problem: Problem, config: SolverConfig, options: BruteForceOptions) -> BackendResult:
+        n_f, n_sel = problem.n_candidates, problem.n_features
+        count = math.comb(n_f, n_sel)
+        if count > options.max_selections:
+            raise ProblemTooLargeError(
+                f"bruteforce: binomial({n_f}, {n_sel}) = {count} selections exceeds max_selections="
+                f"{options.max_selections}; use an exact MILP backend ('highs', 'cpsat') instead"
+            )
+        deadline = config.deadline()
+        best = (-np.inf, None, None)
+        termination = Termination.OPTIMAL
+        mask = np.zeros(n_f, dtype=bool)
+        for i, combo in enumerate(itertools.combinations(range(n_f), n_sel)):
+            if i % 256 == 0:
+                if config.stop_requested():
+                    termination = Termination.INTERRUPTED
+                    break
+                if deadline is not None and i and config.remaining() == 0:
+                    termination = Termination.TIME_LIMIT
+                    break
+            mask[:] = False
+            mask[list(combo)] = True
+            W, z_a = best_assignment(problem, mask)
+            idx = np.asarray(combo)
+            z = z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+            if z > best[0]:
+                best = (z, mask.copy(), W)
+        done = termination is Termination.OPTIMAL
+        return BackendResult(
+            selection=best[1],
+            assignment=best[2],
+            termination=termination,
+            bound=float(best[0]) if done else None,
+            proven_optimal=done,
+            info={"selections": count},
+        )

@@ -1,0 +1,105 @@
+"""HiGHS (MIT-licensed MILP solver) through highspy, fed the formulation's arrays."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer
+from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
+from qpmopt.formulation import Formulation
+
+
+class HighsBackend(MipBackend):
+    name = "highs"
+    required_modules = ("highspy",)
+    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=True)
+
+    def solve_model(
+        self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
+        options: MipOptions,
+    ) -> ModelAnswer:
+        import highspy
+
+        arr = form.arrays()
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", bool(config.verbose))
+        lp = highspy.HighsLp()
+        n = form.n_vars
+        csc = arr["matrix"].tocsc()
+        lp.num_col_ = n
+        lp.num_row_ = csc.shape[0]
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.offset_ = float(arr["constant"])
+        lp.col_cost_ = arr["cost"]
+        lp.col_lower_ = arr["lower"]
+        lp.col_upper_ = arr["upper"]
+        lp.row_lower_ = np.where(np.isinf(arr["row_lower"]), -highspy.kHighsInf, arr["row_lower"])
+        lp.row_upper_ = np.where(np.isinf(arr["row_upper"]), highspy.kHighsInf, arr["row_upper"])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data
+        lp.a_matrix_.num_col_ = n
+        lp.a_matrix_.num_row_ = csc.shape[0]
+        lp.integrality_ = [highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous for b in arr["integer"]]
+        h.passModel(lp)
+        # Optimality must mean a zero gap, not HiGHS's default 1e-4 relative gap.
+        h.setOptionValue("mip_rel_gap", 0.0)
+        h.setOptionValue("mip_abs_gap", 1e-9)
+        h.setOptionValue("random_seed", int(config.seed) % 2**31)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", max(0.01, float(time_limit)))
+        if config.threads is not None:
+            h.setOptionValue("threads", int(config.threads))
+        for key, val in (options.solver_options or {}).items():
+            status = h.setOptionValue(key, val)
+            if status != highspy.HighsStatus.kOk:
+                raise OptionsError(f"options: HiGHS rejected solver option {key}={val!r}")
+        if warm is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(map(float, warm))
+            sol.value_valid = True
+            h.setSolution(sol)
+        interrupted = self._run(h, time_limit, config)
+        status = h.getModelStatus()
+        info = h.getInfo()
+        x = None
+        if info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible:
+            x = np.asarray(h.getSolution().col_value)
+        bound = float(info.mip_dual_bound)
+        bound = bound if np.isfinite(bound) and abs(bound) < 1e300 else None
+        return ModelAnswer(
+            x=x,
+            bound=bound,
+            optimal=status == highspy.HighsModelStatus.kOptimal,
+            infeasible=status == highspy.HighsModelStatus.kInfeasible,
+            interrupted=interrupted,
+            info={"status": h.modelStatusToString(status)},
+        )
+
+    @staticmethod
+    def _run(h: Any, time_limit: float | None, config: SolverConfig) -> bool:
+        """Run in HiGHS's own thread and cancel it ourselves: presolve of large models has
+        been seen to overrun ``time_limit``, and Ctrl-C must reach us."""
+        h.HandleUserInterrupt = True
+        hard = None if time_limit is None else time.perf_counter() + time_limit + 1.0
+        thread = h.startSolve()
+        interrupted = False
+        try:
+            while thread.is_alive():
+                thread.join(0.05)
+                if config.stop_requested():
+                    interrupted = True
+                    h.cancelSolve()
+                    break
+                if hard is not None and time.perf_counter() > hard:
+                    h.cancelSolve()
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            h.cancelSolve()
+        thread.join()
+        return interrupted

@@ -1,0 +1,289 @@
+"""The exact model, written once.
+
+:class:`Formulation` is a structured mixed-integer *linear* description of the problem
+(index sets, coefficient arrays, and a sparse constraint matrix).  It renders to a Pyomo
+model (:meth:`Formulation.to_pyomo`) for users and for Pyomo's solvers, and the built-in
+exact backends hand the very same arrays to their solver APIs directly, because building
+Pyomo components for ~400 000 binaries takes minutes.
+
+Restricted models, used for sub-problems of large instances: features may be *forbidden*
+(not candidates) or *fixed* (selected by construction; they become constants, so that
+their redundancy with a free feature folds into that feature's linear cost).
+
+Variables (all in ``[0, 1]``):
+
+- ``s[f]`` binary, for every free candidate feature ``f``;
+- ``W[c, f]`` binary, for the allowed class-feature pairs (all pairs unless pruned);
+- ``y[i, j]`` continuous for pairs of free candidates, standing for ``s_i * s_j``.
+
+Constraints:
+
+- ``sum_f s_f = n_sel - |fixed|``; ``sum_f W[c, f] = k``; ``W[c, f] <= s_f`` (free ``f``);
+- linearisation of ``y = s_i s_j``: ``y >= s_i + s_j - 1`` where ``R_ij > 0`` (penalised
+  pairs push ``y`` down) and ``y <= s_i``, ``y <= s_j`` where ``R_ij < 0``;
+- strengthening (``strengthen=True``): ``y`` for *every* free pair with all three
+  inequalities plus the reformulation-linearisation equalities
+  ``sum_{j != i} y_ij = (n_free_sel - 1) s_i`` (the cardinality constraint multiplied by
+  ``s_i``).  They force each selected feature to pay for its partners, which lifts the LP
+  bound of the redundancy term from 0 to something useful;
+- uniqueness, added lazily: for classes ``c, d`` that collide on a set ``T``,
+  ``sum_{f in T} W[c, f] + W[d, f] <= 2k - 1``.
+
+Objective (maximise): ``sum A W + sum B s - sum R y`` + the constant of the fixed features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from qpmopt.problem import Problem
+
+__all__ = ["Formulation"]
+
+
+@dataclass
+class Formulation:
+    """Structured MILP of a (possibly restricted) problem; build with :meth:`build`."""
+
+    problem: Problem
+    free: np.ndarray  # (m,) int64 ids of free candidate features (have an s variable)
+    fixed: np.ndarray  # (x,) int64 ids of features selected by construction
+    w_class: np.ndarray  # (n_w,) class of each W variable, sorted by class
+    w_feature: np.ndarray  # (n_w,) feature id of each W variable
+    pairs: np.ndarray  # (p, 2) positions into ``free``, i < j
+    strengthen: bool
+    cuts: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
+
+    # ---- construction -----------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        problem: Problem,
+        *,
+        candidates: np.ndarray | None = None,
+        fixed: np.ndarray | None = None,
+        strengthen: bool | None = None,
+        prune_fixed: int | None = None,
+        max_strengthen_features: int = 300,
+    ) -> Formulation:
+        """Formulate ``problem``, optionally restricted.
+
+        Args:
+            candidates: feature ids allowed in the selection (others are forbidden).
+                Defaults to all features.
+            fixed: feature ids that must be selected (must be candidates).
+            strengthen: add the all-pairs RLT equalities; by default only when there are at
+                most ``max_strengthen_features`` free candidates (their ``y`` grow as m^2).
+            prune_fixed: when set, a class may only use the ``k + prune_fixed`` fixed
+                features it likes best (plus every free one).  This shrinks large
+                sub-problems; it is a further restriction, so any solution stays feasible.
+        """
+        n_f, n_c, k = problem.n_candidates, problem.n_classes, problem.k
+        cand = np.arange(n_f) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
+        fix = np.zeros(0, np.int64) if fixed is None else np.unique(np.asarray(fixed, dtype=np.int64))
+        if cand.size < problem.n_features:
+            raise ValueError(f"candidates: need at least n_features={problem.n_features}, got {cand.size}")
+        if not np.all(np.isin(fix, cand)):
+            raise ValueError("fixed: every fixed feature must be a candidate")
+        if fix.size > problem.n_features:
+            raise ValueError(f"fixed: {fix.size} fixed features exceed n_features={problem.n_features}")
+        free = np.setdiff1d(cand, fix)
+        if strengthen is None:
+            strengthen = free.size <= max_strengthen_features
+        # W variables: every (class, free) pair, and (class, fixed) pairs unless pruned.
+        if prune_fixed is not None and fix.size > k + prune_fixed:
+            keep = np.argsort(-problem.A[:, fix], axis=1, kind="stable")[:, : k + prune_fixed]
+            fixed_feats = np.sort(fix[keep], axis=1)
+        else:
+            fixed_feats = np.broadcast_to(fix, (n_c, fix.size))
+        per_class = np.concatenate([fixed_feats, np.broadcast_to(free, (n_c, free.size))], axis=1)
+        per_class = np.sort(per_class, axis=1)
+        w_class = np.repeat(np.arange(n_c), per_class.shape[1])
+        w_feature = per_class.ravel().astype(np.int64)
+        iu, ju = np.triu_indices(free.size, k=1)
+        if not strengthen:
+            nz = problem.R[free[iu], free[ju]] != 0
+            iu, ju = iu[nz], ju[nz]
+        pairs = np.stack([iu, ju], axis=1).astype(np.int64)
+        return cls(problem, free, fix, w_class, w_feature, pairs, bool(strengthen))
+
+    # ---- variable layout --------------------------------------------------------------
+    @property
+    def n_s(self) -> int:
+        return int(self.free.size)
+
+    @property
+    def n_w(self) -> int:
+        return int(self.w_class.size)
+
+    @property
+    def n_y(self) -> int:
+        return int(self.pairs.shape[0])
+
+    @property
+    def n_vars(self) -> int:
+        return self.n_s + self.n_w + self.n_y
+
+    @property
+    def n_free_selected(self) -> int:
+        return self.problem.n_features - int(self.fixed.size)
+
+    def add_uniqueness_cut(self, c: int, d: int, features: tuple[int, ...]) -> None:
+        """Forbid classes ``c`` and ``d`` from both using exactly ``features`` (feature ids)."""
+        self.cuts.append((int(c), int(d), tuple(int(f) for f in features)))
+
+    def constant(self) -> float:
+        """Objective contribution of the fixed features alone (their B and mutual R)."""
+        pb, x = self.problem, self.fixed
+        return float(pb.B[x].sum()) - 0.5 * float(pb.R[np.ix_(x, x)].sum())
+
+    # ---- coefficient arrays -----------------------------------------------------------
+    def arrays(self) -> dict[str, Any]:
+        """The model as arrays (maximisation).
+
+        Returns ``cost (n,), constant, lower (n,), upper (n,), integer (n,) bool,
+        matrix (rows, n) csr, row_lower, row_upper``.
+        """
+        pb = self.problem
+        free, k = self.free, pb.k
+        n_s, n_w, n_y = self.n_s, self.n_w, self.n_y
+        pi, pj = self.pairs[:, 0], self.pairs[:, 1]
+        R_pair = pb.R[free[pi], free[pj]]
+        s_cost = pb.B[free] - pb.R[np.ix_(free, self.fixed)].sum(axis=1)
+        cost = np.concatenate([s_cost, pb.A[self.w_class, self.w_feature], -R_pair])
+        lower = np.zeros(self.n_vars)
+        upper = np.ones(self.n_vars)
+        integer = np.zeros(self.n_vars, dtype=bool)
+        integer[: n_s + n_w] = True
+
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        rlo: list[np.ndarray] = []
+        rhi: list[np.ndarray] = []
+        n_rows = 0
+
+        def add(r: np.ndarray, c: np.ndarray, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+            nonlocal n_rows
+            blocks.append((r + n_rows, c, v))
+            rlo.append(np.asarray(lo, dtype=np.float64))
+            rhi.append(np.asarray(hi, dtype=np.float64))
+            n_rows += len(lo)
+
+        one = np.ones
+        # cardinality over the free features
+        add(np.zeros(n_s, np.int64), np.arange(n_s), one(n_s), [self.n_free_selected], [self.n_free_selected])
+        # k per class
+        add(self.w_class, n_s + np.arange(n_w), one(n_w), np.full(pb.n_classes, k), np.full(pb.n_classes, k))
+        # W[c, f] - s_f <= 0 for free f
+        pos_free = np.full(pb.n_candidates, -1)
+        pos_free[free] = np.arange(n_s)
+        linked = np.flatnonzero(pos_free[self.w_feature] >= 0)
+        r = np.arange(linked.size)
+        add(np.concatenate([r, r]), np.concatenate([n_s + linked, pos_free[self.w_feature[linked]]]),
+            np.concatenate([one(r.size), -one(r.size)]), np.full(r.size, -np.inf), np.zeros(r.size))
+        if n_y:
+            yi = n_s + n_w + np.arange(n_y)
+            low_side = np.flatnonzero(np.ones(n_y, bool) if self.strengthen else R_pair > 0)
+            up_side = np.flatnonzero(np.ones(n_y, bool) if self.strengthen else R_pair < 0)
+            q = low_side  # y - s_i - s_j >= -1
+            r = np.arange(q.size)
+            add(np.concatenate([r, r, r]), np.concatenate([yi[q], pi[q], pj[q]]),
+                np.concatenate([one(q.size), -one(q.size), -one(q.size)]), np.full(q.size, -1.0), np.full(q.size, np.inf))
+            for side in (pi, pj):  # y - s_i <= 0, y - s_j <= 0
+                q = up_side
+                r = np.arange(q.size)
+                add(np.concatenate([r, r]), np.concatenate([yi[q], side[q]]),
+                    np.concatenate([one(q.size), -one(q.size)]), np.full(q.size, -np.inf), np.zeros(q.size))
+            if self.strengthen:  # sum_{j != i} y_ij - (n_free_sel - 1) s_i = 0
+                add(np.concatenate([pi, pj, np.arange(n_s)]), np.concatenate([yi, yi, np.arange(n_s)]),
+                    np.concatenate([one(2 * n_y), np.full(n_s, -(self.n_free_selected - 1.0))]),
+                    np.zeros(n_s), np.zeros(n_s))
+        if self.cuts:
+            index = {(int(c), int(f)): n_s + i for i, (c, f) in enumerate(zip(self.w_class, self.w_feature))}
+            r_l: list[int] = []
+            c_l: list[int] = []
+            for t, (c1, c2, feats) in enumerate(self.cuts):
+                for cl in (c1, c2):
+                    cols = [index[(cl, f)] for f in feats if (cl, f) in index]
+                    r_l += [t] * len(cols)
+                    c_l += cols
+            nc = len(self.cuts)
+            add(np.array(r_l, np.int64), np.array(c_l, np.int64), one(len(r_l)), np.full(nc, -np.inf), np.full(nc, 2 * k - 1.0))
+
+        rows = np.concatenate([b[0] for b in blocks])
+        cols = np.concatenate([b[1] for b in blocks])
+        vals = np.concatenate([b[2] for b in blocks])
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(n_rows, self.n_vars))
+        return {
+            "cost": cost,
+            "constant": self.constant(),
+            "lower": lower,
+            "upper": upper,
+            "integer": integer,
+            "matrix": matrix,
+            "row_lower": np.concatenate(rlo),
+            "row_upper": np.concatenate(rhi),
+        }
+
+    # ---- solutions <-> variable vectors -----------------------------------------------
+    def encode(self, selection: np.ndarray, assignment: np.ndarray) -> np.ndarray:
+        """Variable vector ``(n_vars,)`` of a solution of the (restricted) model (warm starts)."""
+        s = np.asarray(selection, dtype=bool)[self.free].astype(np.float64)
+        W = np.asarray(assignment, dtype=bool)[self.w_class, self.w_feature].astype(np.float64)
+        y = s[self.pairs[:, 0]] * s[self.pairs[:, 1]]
+        return np.concatenate([s, W, y])
+
+    def decode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(selection (n_f,) bool, assignment (n_c, n_f) bool)`` from a variable vector."""
+        pb = self.problem
+        x = np.asarray(x)
+        sel = np.zeros(pb.n_candidates, dtype=bool)
+        sel[self.fixed] = True
+        sel[self.free] = x[: self.n_s] > 0.5
+        W = np.zeros(pb.A.shape, dtype=bool)
+        on = x[self.n_s : self.n_s + self.n_w] > 0.5
+        W[self.w_class[on], self.w_feature[on]] = True
+        return sel, W
+
+    def variable_names(self) -> list[str]:
+        names = [f"s[{f}]" for f in self.free]
+        names += [f"W[{c},{f}]" for c, f in zip(self.w_class, self.w_feature)]
+        names += [f"y[{self.free[i]},{self.free[j]}]" for i, j in self.pairs]
+        return names
+
+    # ---- Pyomo ------------------------------------------------------------------------
+    def to_pyomo(self) -> Any:
+        """Render to a ``pyomo.environ.ConcreteModel`` (maximisation).
+
+        The model has ``x`` (all variables; ``model.names[i]`` says which), the constraint
+        list ``cons`` and the objective ``obj`` (constant included).  Imports Pyomo lazily;
+        meant for small and restricted models.
+        """
+        import pyomo.environ as pyo
+
+        arr = self.arrays()
+        model = pyo.ConcreteModel()
+        n = self.n_vars
+        model.names = self.variable_names()
+        model.x = pyo.Var(range(n), domain=pyo.UnitInterval)
+        for i in np.flatnonzero(arr["integer"]):
+            model.x[int(i)].domain = pyo.Binary
+        model.cons = pyo.ConstraintList()
+        mat = arr["matrix"]
+        for r in range(mat.shape[0]):
+            lo, hi = arr["row_lower"][r], arr["row_upper"][r]
+            sl = slice(mat.indptr[r], mat.indptr[r + 1])
+            expr = sum(float(v) * model.x[int(j)] for j, v in zip(mat.indices[sl], mat.data[sl]))
+            if lo == hi:
+                model.cons.add(expr == float(lo))
+            else:
+                model.cons.add((None if np.isinf(lo) else float(lo), expr, None if np.isinf(hi) else float(hi)))
+        cost = arr["cost"]
+        model.obj = pyo.Objective(
+            expr=arr["constant"] + sum(float(cost[i]) * model.x[int(i)] for i in np.flatnonzero(cost)),
+            sense=pyo.maximize,
+        )
+        return model

@@ -1,0 +1,257 @@
+"""Shared search building blocks (numpy): relaxed values, greedy construction, swap
+local search, and the exact assignment of classes for a given selection.
+
+Structure used throughout (see PROBLEM.md, "Useful structure"): for a fixed selection
+``s`` and without uniqueness each class takes its ``k`` largest selected ``A[c, f]``.  We
+call that value the *relaxed* value of ``s``; it is an upper bound of the best value with
+uniqueness, and equal to it whenever no two classes' top-k sets collide.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from qpmopt.problem import Problem
+
+__all__ = [
+    "relaxed_value",
+    "topk_assignment",
+    "greedy_selection",
+    "swap_deltas",
+    "local_search",
+    "best_assignment",
+    "LocalSearchResult",
+]
+
+
+def _topk_stats(A_sel: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per class: top-k membership ``(n_c, m)``, top-k sum, k-th and (k+1)-th best value."""
+    n_c, m = A_sel.shape
+    order = np.argsort(-A_sel, axis=1, kind="stable")
+    rows = np.arange(n_c)[:, None]
+    member = np.zeros_like(A_sel, dtype=bool)
+    member[rows, order[:, :k]] = True
+    sorted_vals = A_sel[rows, order]
+    topsum = sorted_vals[:, :k].sum(axis=1)
+    kth = sorted_vals[:, k - 1]
+    next_ = sorted_vals[:, k] if m > k else np.full(n_c, -np.inf)
+    return member, topsum, kth, next_
+
+
+def topk_assignment(problem: Problem, selection: np.ndarray) -> np.ndarray:
+    """``(n_c, n_f)`` bool: each class's k best selected features (uniqueness ignored)."""
+    idx = np.flatnonzero(selection)
+    member, *_ = _topk_stats(problem.A[:, idx], problem.k)
+    W = np.zeros(problem.A.shape, dtype=bool)
+    W[:, idx] = member
+    return W
+
+
+def relaxed_value(problem: Problem, selection: np.ndarray) -> float:
+    """Objective of ``selection`` with each class on its top-k (an upper bound when unique)."""
+    idx = np.flatnonzero(selection)
+    _, topsum, _, _ = _topk_stats(problem.A[:, idx], problem.k)
+    z_r = -0.5 * float(problem.R[np.ix_(idx, idx)].sum())
+    return float(topsum.sum()) + z_r + float(problem.B[idx].sum())
+
+
+def greedy_selection(problem: Problem) -> np.ndarray:
+    """Greedy construction: add the feature of largest marginal relaxed gain, ``n_features`` times.
+
+    Returns a bool mask ``(n_f,)``.  While a class has fewer than ``k`` features its gain
+    from a new feature is the full ``A[c, f]``; afterwards it is ``max(0, A[c,f] - kth)``.
+    """
+    A, R, B, k = problem.A, problem.R, problem.B, problem.k
+    n_c, n_f = A.shape
+    mask = np.zeros(n_f, dtype=bool)
+    red = np.zeros(n_f)  # sum of R to the selected set
+    for step in range(problem.n_features):
+        if step < k:
+            gain_a = A.sum(axis=0)
+        else:
+            idx = np.flatnonzero(mask)
+            _, _, kth, _ = _topk_stats(A[:, idx], k)
+            gain_a = np.maximum(A - kth[:, None], 0.0).sum(axis=0)
+        gain = gain_a - red + B
+        gain[mask] = -np.inf
+        f = int(np.argmax(gain))
+        mask[f] = True
+        red += R[:, f]
+    return mask
+
+
+def swap_deltas(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relaxed objective change of every swap (drop one selected, add one unselected).
+
+    Returns ``(delta, sel_idx, unsel_idx)`` with ``delta`` of shape ``(n_sel, n_f - n_sel)``:
+    ``delta[a, b]`` is the change when ``sel_idx[a]`` leaves and ``unsel_idx[b]`` enters.
+    Evaluated from each class's k-th and (k+1)-th best selected value:
+    a class whose top-k holds the leaving feature ``o`` gains ``max(next, A[c,i]) - A[c,o]``,
+    any other class gains ``max(0, A[c,i] - kth)``.
+    """
+    A, R, B, k = problem.A, problem.R, problem.B, problem.k
+    sel = np.flatnonzero(selection)
+    uns = np.flatnonzero(~selection)
+    member, _, kth, next_ = _topk_stats(A[:, sel], k)
+    A_in = A[:, uns]
+    gain_other = np.maximum(A_in - kth[:, None], 0.0)  # (n_c, n_unsel)
+    gain_member = np.maximum(A_in, next_[:, None])  # (n_c, n_unsel)
+    Mf = member.astype(np.float64)
+    loss_out = (Mf * A[:, sel]).sum(axis=0)  # (n_sel,)
+    delta_a = Mf.T @ (gain_member - gain_other) + gain_other.sum(axis=0)[None, :] - loss_out[:, None]
+    red = R[:, sel].sum(axis=1)  # (n_f,) redundancy of each feature to the selected set
+    delta_r = red[sel][:, None] - red[uns][None, :] + R[np.ix_(sel, uns)]
+    delta_b = B[uns][None, :] - B[sel][:, None]
+    return delta_a + delta_r + delta_b, sel, uns
+
+
+@dataclass
+class LocalSearchResult:
+    selection: np.ndarray
+    value: float  # relaxed value
+    iterations: int
+    converged: bool
+    interrupted: bool
+
+
+def local_search(
+    problem: Problem,
+    selection: np.ndarray,
+    *,
+    deadline: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_iterations: int = 100_000,
+    tol: float = 1e-12,
+) -> LocalSearchResult:
+    """Best-improvement swap local search on the relaxed value until no swap improves.
+
+    Args:
+        selection: starting ``(n_f,)`` bool mask with ``n_features`` entries set.
+        deadline: ``time.perf_counter()`` value after which to stop.
+        should_stop: called once per iteration; ``True`` stops the search.
+    """
+    sel = np.asarray(selection, dtype=bool).copy()
+    value = relaxed_value(problem, sel)
+    it = 0
+    interrupted = False
+    converged = False
+    if sel.sum() == sel.size:
+        return LocalSearchResult(sel, value, 0, True, False)
+    while it < max_iterations:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
+        delta, si, ui = swap_deltas(problem, sel)
+        a, b = np.unravel_index(int(np.argmax(delta)), delta.shape)
+        if delta[a, b] <= tol * max(1.0, abs(value)):
+            converged = True
+            break
+        sel[si[a]] = False
+        sel[ui[b]] = True
+        value += float(delta[a, b])
+        it += 1
+    # Re-evaluate once to shed accumulated rounding.
+    return LocalSearchResult(sel, relaxed_value(problem, sel), it, converged, interrupted)
+
+
+# --- exact assignment for a given selection -------------------------------------------
+
+
+def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int, ...]], float]:
+    """The ``count`` best k-subsets (as position tuples) of ``values`` by sum, best first.
+
+    Returns the subsets and the sum of the next one (``-inf`` when all were listed), i.e. an
+    upper bound on the value of any subset not listed.
+    """
+    order = np.argsort(-values, kind="stable")
+    v = values[order]
+    m = len(v)
+    start = tuple(range(k))
+    heap = [(-float(v[list(start)].sum()), start)]
+    seen = {start}
+    out: list[tuple[int, ...]] = []
+    while heap and len(out) < count:
+        neg, sub = heapq.heappop(heap)
+        out.append(tuple(int(order[i]) for i in sub))
+        # Successors: move one position to the next free index; each has a sum <= parent's.
+        for j in range(k):
+            nxt = sub[j] + 1
+            limit = sub[j + 1] if j + 1 < k else m
+            if nxt < limit:
+                child = sub[:j] + (nxt,) + sub[j + 1 :]
+                if child not in seen:
+                    seen.add(child)
+                    heapq.heappush(heap, (neg + float(v[sub[j]] - v[nxt]), child))
+    next_value = -heap[0][0] if heap else -np.inf
+    return out, next_value
+
+
+def best_assignment(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact best assignment ``W`` for a fixed selection, honouring ``problem.unique``.
+
+    Without uniqueness each class takes its top-k.  With it, classes are matched to
+    distinct k-subsets by a linear assignment over candidate subsets: every class lists its
+    ``m_c`` best subsets and gets a private "any other subset" column worth the value of its
+    ``(m_c+1)``-th best.  That restricted problem with private columns is a relaxation of
+    the full one; when its optimum uses no private column it is a feasible optimum.  Else
+    the lists of the classes that used one are doubled and it is solved again.
+
+    Returns:
+        ``(W, Z_A)`` with ``W`` bool ``(n_c, n_f)``.
+    """
+    A, k = problem.A, problem.k
+    idx = np.flatnonzero(selection)
+    A_sel = A[:, idx]
+    n_c = A.shape[0]
+    member, topsum, _, _ = _topk_stats(A_sel, k)
+    W_sel = member
+    if problem.unique:
+        keys = np.packbits(member, axis=1)
+        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        if np.any(counts > 1):
+            W_sel = _unique_assignment(A_sel, k, counts[inverse])
+    W = np.zeros(A.shape, dtype=bool)
+    W[:, idx] = W_sel
+    return W, float(np.sum(A[W]))
+
+
+def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.ndarray:
+    n_c, m = A_sel.shape
+    want = np.where(group_size > 1, group_size + 1, 1).astype(np.int64)
+    big = 1e6 * (1.0 + float(np.abs(A_sel).max()) * k)
+    while True:
+        lists: dict[tuple[int, ...], int] = {}
+        private = np.empty(n_c)
+        for c in range(n_c):
+            subs, nxt = _top_subsets(A_sel[c], k, int(want[c]))
+            for sub in subs:
+                lists.setdefault(tuple(sorted(sub)), len(lists))
+            private[c] = nxt
+        columns = list(lists)
+        inc = np.zeros((len(columns), m))
+        for j, sub in enumerate(columns):
+            inc[j, list(sub)] = 1.0
+        score = A_sel @ inc.T  # (n_c, n_cols)
+        # Private columns: finite "-big" elsewhere keeps linear_sum_assignment feasible.
+        priv = np.full((n_c, n_c), -big)
+        has_more = np.isfinite(private)
+        priv[np.arange(n_c), np.arange(n_c)] = np.where(has_more, private, -big)
+        full = np.hstack([score, priv])
+        rows, cols = linear_sum_assignment(full, maximize=True)
+        used_private = cols >= len(columns)
+        if not used_private.any():
+            W = np.zeros((n_c, m), dtype=bool)
+            for r, c in zip(rows, cols):
+                W[r, list(columns[c])] = True
+            return W
+        grow = rows[used_private]
+        want[grow] = want[grow] * 2

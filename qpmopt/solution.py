@@ -1,0 +1,159 @@
+"""What a solve returns: the raw backend answer and the verified user-facing Solution.
+
+Following Pyomo, *why it stopped* (:class:`Termination`) is kept apart from *what it holds*
+(:class:`Status`).  A status never claims more than was proven: ``optimal`` needs either
+the backend's proof or a bound that meets the verified objective.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Status", "Termination", "BackendResult", "Solution"]
+
+
+class Status(str, Enum):
+    """What the result holds."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Termination(str, Enum):
+    """Why the backend stopped."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    INTERRUPTED = "interrupted"
+    ITERATION_LIMIT = "iteration_limit"
+    CONVERGED = "converged"  # a heuristic finished its schedule / found no improving move
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class BackendResult:
+    """A backend's raw answer, before verification.
+
+    Attributes:
+        selection: ``(n_f,)`` bool mask, or ``None`` when no solution was found.
+        assignment: ``(n_c, n_f)`` bool, or ``None``.
+        termination: why the backend stopped.
+        bound: a proven upper bound on the objective of the *full* problem, or ``None``.
+        proven_optimal: the backend proved the returned solution optimal.
+        history: ``[(seconds, objective)]`` of improving solutions (for time-to-best).
+        info: backend-specific details (path taken, iterations, solver log summary).
+    """
+
+    selection: np.ndarray | None
+    assignment: np.ndarray | None
+    termination: Termination
+    bound: float | None = None
+    proven_optimal: bool = False
+    history: list[tuple[float, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A verified solution of :func:`qpmopt.solve_assignment`.
+
+    Attributes:
+        features: sorted int64 ``(n_features,)`` selected feature indices (empty if none).
+        assignment: bool ``(n_c, n_f)``; ``True`` where class ``c`` uses feature ``f``.
+        objective: ``Z = Z_A + Z_R + Z_B`` recomputed by :mod:`qpmopt.evaluate`.
+        terms: ``{"A": Z_A, "R": Z_R, "B": Z_B}``.
+        bound: proven upper bound on ``Z`` or ``None``.
+        gap: ``(bound - objective) / max(1, |objective|)`` or ``None``.
+        status, termination, backend, wall_time (s), seed, info, history: see their types.
+    """
+
+    features: np.ndarray
+    assignment: np.ndarray | None
+    objective: float | None
+    terms: dict[str, float] | None
+    bound: float | None
+    gap: float | None
+    status: Status
+    termination: Termination
+    backend: str
+    wall_time: float
+    seed: int | None
+    info: dict[str, Any] = field(default_factory=dict)
+    history: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Boolean mask ``(n_f,)`` of the selected features."""
+        n_f = 0 if self.assignment is None else self.assignment.shape[1]
+        mask = np.zeros(n_f, dtype=bool)
+        mask[self.features] = True
+        return mask
+
+    def class_features(self) -> list[list[int]]:
+        """For every class, the sorted indices of the ``k`` features it uses."""
+        if self.assignment is None:
+            return []
+        return [np.flatnonzero(row).tolist() for row in self.assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (the assignment as per-class feature lists)."""
+        from qpmopt import __version__
+
+        return {
+            "features": self.features.tolist(),
+            "class_features": self.class_features(),
+            "objective": self.objective,
+            "terms": self.terms,
+            "bound": self.bound,
+            "gap": self.gap,
+            "status": self.status.value,
+            "termination": self.termination.value,
+            "backend": self.backend,
+            "wall_time": self.wall_time,
+            "seed": self.seed,
+            "info": _jsonable(self.info),
+            "qpmopt_version": __version__,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __repr__(self) -> str:
+        obj = "None" if self.objective is None else f"{self.objective:.6g}"
+        bnd = "None" if self.bound is None else f"{self.bound:.6g}"
+        return (
+            f"Solution(status={self.status.value}, termination={self.termination.value}, objective={obj}, "
+            f"bound={bnd}, backend={self.backend!r}, wall_time={self.wall_time:.3g}s, seed={self.seed})"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
