@@ -4,6 +4,7 @@ Public API: :func:`solve_assignment`, :class:`Problem`, :class:`Solution`,
 :func:`available_backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
 """
 
+from qpmopt import instances
 from qpmopt._version import __version__
 from qpmopt.backends.base import (
     Backend,

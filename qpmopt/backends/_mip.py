@@ -123,6 +123,7 @@ class MipBackend(Backend):
             rounds += 1
             remaining = config.remaining()
             ans = self.solve_model(form, remaining, form.encode(inc[1], inc[2]), config, options)
+            info["last_model"] = ans.info or {}
             if ans.bound is not None:
                 bound = min(bound, ans.bound)  # cuts only tighten: every model relaxes the problem
             if ans.infeasible:
@@ -130,6 +131,9 @@ class MipBackend(Backend):
             if ans.x is None:
                 break
             sel, W = form.decode(ans.x)
+            # The solver's answer as the core evaluates it (before any uniqueness repair):
+            # lets tests compare it with the solver's own objective.
+            info["last_model"]["recomputed_objective"] = objective_terms(problem, sel, W).total
             hits = _collisions(W) if problem.unique else []
             offer(sel, None if hits else W)
             if ans.interrupted:
@@ -138,10 +142,10 @@ class MipBackend(Backend):
             if ans.optimal and not hits:
                 info["rounds"] = rounds
                 return True, Termination.OPTIMAL, bound, info
-            if not hits or (config.remaining() is not None and config.remaining() <= 0):
-                break
             for c, d, feats in hits:
                 form.add_uniqueness_cut(c, d, feats)
+            if not hits or (config.remaining() is not None and config.remaining() <= 0):
+                break
         info.update({"rounds": rounds, "uniqueness_cuts": len(form.cuts)})
         return False, Termination.TIME_LIMIT, bound, info
 

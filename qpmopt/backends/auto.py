@@ -1,0 +1,83 @@
+"""``auto``: pick a strategy from the instance size and what is installed.
+
+- tiny (at most ``bruteforce_limit`` selections): the exhaustive oracle, exact;
+- small (the strengthened full MILP has at most ``exact_max_vars`` variables and HiGHS is
+  installed): a short annealing run as warm start, then HiGHS on the full model for the
+  rest of the time, so the answer is at least as good as the annealer's and comes with a
+  proven bound (often optimality);
+- everything else: the annealer (GPU when present), whose final step already assigns the
+  classes exactly (uniqueness included) and polishes with best-improvement swaps.
+
+Without a time limit: small instances get ``exact_default_time`` seconds, large ones the
+annealer's size-dependent default (:func:`qpmopt.backends.anneal.default_time_budget`,
+30 s at CUB scale, at most 45 s).  ``info["auto_path"]`` says which path was taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from qpmopt.backends.base import Backend, Capabilities, SolverConfig, get_backend
+from qpmopt.problem import Problem
+from qpmopt.solution import BackendResult
+
+
+@dataclass(frozen=True)
+class AutoOptions:
+    bruteforce_limit: int = 2_000
+    exact_max_vars: int = 20_000
+    exact_default_time: float = 30.0
+    warm_fraction: float = 0.2  # share of the time given to the annealer before HiGHS
+
+
+class AutoBackend(Backend):
+    name = "auto"
+    capabilities = Capabilities(exact=True, proves_bound=True, uses_gpu=True, deterministic=True)
+    Options = AutoOptions
+
+    def solve(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
+        if math.comb(problem.n_candidates, problem.n_features) <= options.bruteforce_limit:
+            raw = get_backend("bruteforce").solve(problem, config, get_backend("bruteforce").Options())
+            raw.info["auto_path"] = "bruteforce"
+            return raw
+        highs = get_backend("highs") if _available("highs") else None
+        if highs is not None and _full_size(problem) <= options.exact_max_vars and _available("anneal"):
+            limit = config.time_limit if config.time_limit is not None else options.exact_default_time
+            anneal = get_backend("anneal")
+            warm_cfg = dataclasses.replace(config, time_limit=options.warm_fraction * limit)
+            warm = anneal.solve(problem, warm_cfg, anneal.Options())
+            if warm.selection is None or config.stop_requested():
+                warm.info["auto_path"] = "anneal"
+                return warm
+            exact_cfg = dataclasses.replace(config, time_limit=limit, warm_start=warm.selection)
+            raw = highs.solve(problem, exact_cfg, highs.Options())
+            raw.info["auto_path"] = "anneal+highs"
+            raw.history = warm.history + [h for h in raw.history if h[1] > (warm.history[-1][1] if warm.history else -math.inf)]
+            return raw
+        anneal = get_backend("anneal")
+        raw = anneal.solve(problem, config, anneal.Options())
+        raw.info["auto_path"] = "anneal"
+        return raw
+
+
+def _available(name: str) -> bool:
+    from qpmopt.backends.base import _load_class
+
+    return bool(_load_class(name)[0].availability())
+
+
+def _full_size(problem: Problem) -> int:
+    n_f = problem.n_candidates
+    n_y = n_f * (n_f - 1) // 2 if n_f <= 300 else int((problem.R[~_eye(n_f)] != 0).sum() // 2)
+    return problem.n_classes * n_f + n_y
+
+
+def _eye(n: int):
+    import numpy as np
+
+    return np.eye(n, dtype=bool)
+
+
+__all__ = ["AutoBackend", "AutoOptions"]

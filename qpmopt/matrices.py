@@ -1,0 +1,120 @@
+"""How QPM builds ``A``, ``R`` and ``B`` (PROBLEM.md), on numpy arrays.
+
+The torch adapter streams a data set into the sufficient statistics used here; the
+instance generator calls the same functions on simulated statistics, so both build their
+matrices one way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "pearson_similarity",
+    "redundancy_from_similarity",
+    "threshold_redundancy",
+    "locality_bias",
+    "qpm_similarity_scale",
+]
+
+
+def pearson_similarity(class_sums: np.ndarray, class_counts: np.ndarray, total_sumsq: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every feature with every class indicator, divided by its max |.|.
+
+    Args:
+        class_sums: ``(n_c, n_f)`` sum of each feature's pooled activation over each class.
+        class_counts: ``(n_c,)`` samples per class.
+        total_sumsq: ``(n_f,)`` sum of squared activations over all samples.
+
+    Returns:
+        ``A`` of shape ``(n_c, n_f)`` with ``max |A| = 1``.
+
+    With ``p_c`` the class share, ``corr = p_c (mean_c - mean) / sqrt(p_c (1 - p_c) var)``.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    n = counts.sum()
+    if np.any(counts <= 0) or np.any(counts >= n):
+        raise ValueError("class_counts: every class needs at least one sample and not all of them")
+    mean = class_sums.sum(axis=0) / n
+    var = total_sumsq / n - mean**2
+    sd = np.sqrt(np.maximum(var, 1e-12))
+    p = counts / n
+    class_mean = class_sums / counts[:, None]
+    corr = p[:, None] * (class_mean - mean[None, :]) / np.sqrt(p * (1 - p))[:, None] / sd[None, :]
+    peak = np.abs(corr).max()
+    return corr / peak if peak > 0 else corr
+
+
+def redundancy_from_similarity(A: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the feature profiles (columns of ``A``), divided by its largest
+    absolute value, zero diagonal, negatives set to zero.  ``(n_f, n_f)``."""
+    norms = np.linalg.norm(A, axis=0)
+    unit = A / np.maximum(norms, 1e-12)[None, :]
+    R = unit.T @ unit
+    np.fill_diagonal(R, 0.0)
+    peak = np.abs(R).max()
+    if peak > 0:
+        R = R / peak
+    return np.maximum(R, 0.0)
+
+
+def _greedy_independent(R: np.ndarray, threshold: float, order: np.ndarray, need: int) -> bool:
+    chosen: list[int] = []
+    for f in order:
+        if not chosen or np.all(R[f, chosen] <= threshold):
+            chosen.append(int(f))
+            if len(chosen) >= need:
+                return True
+    return False
+
+
+def threshold_redundancy(R: np.ndarray, n_select: int, relevance: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """QPM's thresholding: penalise only pairs above the smallest threshold ``t`` at which
+    ``n_select`` mutually non-redundant features (pairwise ``R <= t``) still exist.
+
+    Existence is certified greedily, taking features by decreasing ``relevance`` (default:
+    their largest redundancy is smallest first).  Kept values are mapped to ``(0, 1]`` by
+    ``(R - t) / (max R - t)``, which keeps the penalty continuous at the threshold.
+
+    Returns ``(R_thresholded, t)``.
+    """
+    order = np.argsort(-relevance) if relevance is not None else np.argsort(R.max(axis=1))
+    values = np.unique(R[np.triu_indices_from(R, k=1)])
+    lo, hi = 0, values.size - 1
+    while lo < hi:  # smallest index whose value admits an independent set
+        mid = (lo + hi) // 2
+        if _greedy_independent(R, values[mid], order, n_select):
+            hi = mid
+        else:
+            lo = mid + 1
+    t = float(values[lo]) if values.size else 0.0
+    top = float(R.max())
+    out = np.where(R > t, (R - t) / max(top - t, 1e-12), 0.0)
+    np.fill_diagonal(out, 0.0)
+    return out, t
+
+
+def locality_bias(locality: np.ndarray, border: np.ndarray, max_abs: float = 0.32) -> np.ndarray:
+    """QPM's steering term ``B`` from per-feature map statistics.
+
+    Args:
+        locality: ``(n_f,)`` mean peakedness of the spatially softmaxed maps (high = local).
+        border: ``(n_f,)`` share of samples whose map maximum lies on the border.
+        max_abs: largest magnitude of the result.
+
+    The score ``locality - border`` is clipped to the main cluster (median +- 3 scaled
+    MADs), centred on its median and scaled to ``max_abs``.
+    """
+    score = np.asarray(locality, dtype=np.float64) - np.asarray(border, dtype=np.float64)
+    med = np.median(score)
+    mad = 1.4826 * np.median(np.abs(score - med))
+    if mad > 0:
+        score = np.clip(score, med - 3 * mad, med + 3 * mad)
+    score = score - med
+    peak = np.abs(score).max()
+    return score * (max_abs / peak) if peak > 0 else score
+
+
+def qpm_similarity_scale(n_classes: int, k: int) -> float:
+    """The reference code's factor on ``Z_A``: ``1000 / (k * n_c)`` (1 for 200 classes, k=5)."""
+    return 1000.0 / (k * n_classes)

@@ -1,0 +1,67 @@
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import _best_distinct
+from qpmopt import Problem
+from qpmopt.evaluate import violations
+from qpmopt.search import best_assignment, greedy_selection, local_search, relaxed_value, swap_deltas
+
+
+def make(seed, n_c, n_f, n_sel, k, unique=False, negative=True):
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(-0.2, 1, (n_c, n_f))
+    # ties are common in practice (thresholded, rounded matrices): round some values
+    A[:, ::3] = np.round(A[:, ::3], 1)
+    R = rng.uniform(-0.3 if negative else 0, 0.5, (n_f, n_f))
+    return Problem.from_arrays(A, (R + R.T) / 2, rng.uniform(-0.2, 0.2, n_f), k=k, n_features=n_sel, unique=unique)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_c=st.integers(1, 6), n_f=st.integers(4, 12), data=st.data())
+def test_swap_deltas_equal_full_recomputation(seed, n_c, n_f, data):
+    k = data.draw(st.integers(1, 3))
+    n_sel = data.draw(st.integers(k, n_f - 1))
+    p = make(seed, n_c, n_f, n_sel, k)
+    rng = np.random.default_rng(seed)
+    sel = np.zeros(n_f, bool)
+    sel[rng.choice(n_f, n_sel, replace=False)] = True
+    delta, si, ui = swap_deltas(p, sel)
+    base = relaxed_value(p, sel)
+    for a, o in enumerate(si):
+        for b, i in enumerate(ui):
+            moved = sel.copy()
+            moved[o], moved[i] = False, True
+            assert np.isclose(delta[a, b], relaxed_value(p, moved) - base, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_c=st.integers(2, 7), n_sel=st.integers(3, 6), k=st.integers(1, 3))
+def test_best_assignment_is_exact_with_uniqueness(seed, n_c, n_sel, k):
+    from math import comb
+
+    if comb(n_sel, k) < n_c:
+        return
+    p = make(seed, n_c, n_sel + 2, n_sel, k, unique=True)
+    # make collisions likely: duplicate some classes
+    A = p.A.copy()
+    A[1::2] = A[0]
+    p = Problem.from_arrays(A, p.R, p.B, k=k, n_features=n_sel)
+    sel = np.zeros(p.n_candidates, bool)
+    sel[:n_sel] = True
+    W, z_a = best_assignment(p, sel)
+    assert violations(p, sel, W) == []
+    subsets = list(itertools.combinations(range(n_sel), k))
+    scores = np.array([[A[c, list(t)].sum() for t in subsets] for c in range(n_c)])
+    assert np.isclose(z_a, _best_distinct(scores), atol=1e-10)
+
+
+def test_local_search_ends_at_a_local_optimum():
+    p = make(3, 8, 20, 6, 2)
+    res = local_search(p, greedy_selection(p))
+    assert res.converged and res.selection.sum() == 6
+    delta, _, _ = swap_deltas(p, res.selection)
+    assert delta.max() <= 1e-9
+    assert np.isclose(res.value, relaxed_value(p, res.selection))
