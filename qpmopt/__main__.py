@@ -1,0 +1,3 @@
+from qpmopt.cli import main
+
+main()

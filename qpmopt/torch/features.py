@@ -1,0 +1,198 @@
+"""Streaming collection of the statistics QPM needs, in one pass over a DataLoader.
+
+Nothing of size ``n_samples * n_f * H * W`` is ever kept: per batch we add to per-class
+sums of the pooled features (for ``A``), the overall first and second moments (for the
+head's standardisation), and per-feature locality statistics of the maps (for ``B``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["FeatureStats", "collect_features", "find_feature_modules", "FeatureTap"]
+
+
+@dataclass
+class FeatureStats:
+    """Sufficient statistics of the pooled features and their maps (numpy, float64).
+
+    Attributes:
+        class_sums: ``(n_c, n_f)`` sum of pooled features per class.
+        class_counts: ``(n_c,)`` samples per class.
+        total_sumsq: ``(n_f,)`` sum of squared pooled features.
+        locality: ``(n_f,)`` mean peak value of the spatially softmaxed maps (or None).
+        border: ``(n_f,)`` share of samples whose map maximum lies on the border (or None).
+    """
+
+    class_sums: np.ndarray
+    class_counts: np.ndarray
+    total_sumsq: np.ndarray
+    locality: np.ndarray | None
+    border: np.ndarray | None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.class_counts.sum())
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.class_sums.sum(axis=0) / self.n_samples
+
+    @property
+    def std(self) -> np.ndarray:
+        var = self.total_sumsq / self.n_samples - self.mean**2
+        return np.sqrt(np.maximum(var, 1e-12))
+
+
+def find_feature_modules(model: nn.Module) -> tuple[str, nn.Module, nn.Module | None]:
+    """Locate the classifier (last linear layer) and the pooling module before it.
+
+    Follows timm's ``get_classifier()`` when present, else takes the last ``nn.Linear``
+    (torchvision's ``fc``/``classifier``).  The pooling module is the last adaptive or
+    average pooling layer; its *input* are the feature maps.  Returns
+    ``(classifier_name, classifier, pool_or_None)``.
+    """
+    classifier = None
+    heads = [m for m in model.modules() if getattr(m, "is_qpm_head", False)]
+    if heads:  # an installed QPM head is the classifier now
+        classifier = heads[-1]
+    elif hasattr(model, "get_classifier"):
+        cand = model.get_classifier()
+        if isinstance(cand, nn.Linear):
+            classifier = cand
+    names = {m: n for n, m in model.named_modules()}
+    if classifier is None:
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears:  # pragma: no cover - message path
+            raise ValueError("model: no nn.Linear classifier found; pass feature_fn to say how to get features")
+        classifier = linears[-1]
+    pools = [m for m in model.modules() if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d))]
+    return names[classifier], classifier, (pools[-1] if pools else None)
+
+
+class FeatureTap:
+    """Forward hooks that record the pooled features (classifier input) and the maps
+    (pooling input) of each forward pass.  Use as a context manager."""
+
+    def __init__(self, model: nn.Module, *, keep_maps: bool = True) -> None:
+        _, self.classifier, self.pool = find_feature_modules(model)
+        self.keep_maps = keep_maps
+        self.pooled: torch.Tensor | None = None
+        self.maps: torch.Tensor | None = None
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> FeatureTap:
+        def grab_pooled(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            self.pooled = inputs[0].flatten(1)
+
+        self._handles.append(self.classifier.register_forward_pre_hook(grab_pooled))
+        if self.keep_maps and self.pool is not None:
+            def grab_maps(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+                self.maps = inputs[0]
+
+            self._handles.append(self.pool.register_forward_pre_hook(grab_maps))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def _locality_stats(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample and feature: peak of the spatially softmaxed map, and whether the
+    maximum lies on the border.  ``maps (N, n_f, H, W)`` -> two ``(N, n_f)`` tensors."""
+    n, f, h, w = maps.shape
+    flat = maps.reshape(n, f, h * w).float()
+    peak = torch.softmax(flat, dim=2).amax(dim=2)
+    arg = flat.argmax(dim=2)
+    row, col = arg // w, arg % w
+    on_border = (row == 0) | (row == h - 1) | (col == 0) | (col == w - 1)
+    return peak, on_border.float()
+
+
+def collect_features(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    num_classes: int | None = None,
+    feature_fn: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    max_batches: int | None = None,
+) -> FeatureStats:
+    """One pass over ``loader`` under ``torch.no_grad()``, accumulating :class:`FeatureStats`.
+
+    Args:
+        model: the trained network; put in eval mode for the pass and restored after.
+        loader: yields ``(images, labels)``.
+        num_classes: defaults to the classifier's ``out_features``.
+        feature_fn: ``(model, images) -> (pooled (N, n_f), maps (N, n_f, H, W) or None)``
+            for models whose features the hooks cannot find.
+        device: defaults to the model's device.
+        progress: show a tqdm progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    if num_classes is None:
+        num_classes = find_feature_modules(model)[1].out_features
+    was_training = model.training
+    model.eval()
+    sums = counts = sumsq = loc = border = None
+    tap = FeatureTap(model) if feature_fn is None else None
+    try:
+        if tap is not None:
+            tap.__enter__()
+        with torch.no_grad():
+            for b, batch in enumerate(tqdm(loader, desc="collecting features", disable=not progress, leave=False)):
+                if max_batches is not None and b >= max_batches:
+                    break
+                images, labels = batch[0].to(device), batch[1].to(device)
+                if feature_fn is not None:
+                    pooled, maps = feature_fn(model, images)
+                else:
+                    model(images)
+                    pooled, maps = tap.pooled, tap.maps
+                pooled = pooled.double()
+                if labels.min() < 0 or labels.max() >= num_classes:
+                    raise ValueError(f"loader: labels must lie in [0, {num_classes}), got {int(labels.min())}..{int(labels.max())}")
+                if sums is None:
+                    n_f = pooled.shape[1]
+                    sums = torch.zeros(num_classes, n_f, dtype=torch.float64, device=device)
+                    counts = torch.zeros(num_classes, dtype=torch.float64, device=device)
+                    sumsq = torch.zeros(n_f, dtype=torch.float64, device=device)
+                    if maps is not None:
+                        loc = torch.zeros(n_f, dtype=torch.float64, device=device)
+                        border = torch.zeros(n_f, dtype=torch.float64, device=device)
+                sums.index_add_(0, labels, pooled)
+                counts += torch.bincount(labels, minlength=num_classes).double()
+                sumsq += (pooled**2).sum(dim=0)
+                if maps is not None and loc is not None:
+                    peak, on_border = _locality_stats(maps)
+                    loc += peak.sum(dim=0).double()
+                    border += on_border.sum(dim=0).double()
+    finally:
+        if tap is not None:
+            tap.__exit__(None, None, None)
+        model.train(was_training)
+    if sums is None:
+        raise ValueError("loader: yielded no batches")
+    n = counts.sum()
+    return FeatureStats(
+        class_sums=sums.cpu().numpy(),
+        class_counts=counts.cpu().numpy(),
+        total_sumsq=sumsq.cpu().numpy(),
+        locality=None if loc is None else (loc / n).cpu().numpy(),
+        border=None if border is None else (border / n).cpu().numpy(),
+    )

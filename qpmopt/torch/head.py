@@ -1,0 +1,133 @@
+"""The QPM head: a fixed, sparse, binary final layer on standardised selected features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qpmopt.torch.features import FeatureStats, find_feature_modules
+
+__all__ = ["QPMHead", "install_head", "uninstall_head"]
+
+_REPLACED = "_qpmopt_replaced"
+
+
+class QPMHead(nn.Module):
+    """``logits = standardise(x[:, features]) @ W.T`` with ``W`` binary and frozen.
+
+    Buffers (no trainable parameters): ``feature_idx (n_sel,)``, ``mean (n_sel,)``,
+    ``std (n_sel,)`` (training-set statistics of the selected features), and
+    ``weight (n_c, n_sel)`` (0/1: which selected features each class uses).
+
+    Input: pooled features ``(N, n_f)``; output: logits ``(N, n_c)``.
+    """
+
+    is_qpm_head = True  # lets feature discovery treat the head as the classifier
+
+    def __init__(self, feature_idx: Any, weight: Any, mean: Any, std: Any) -> None:
+        super().__init__()
+        idx = torch.as_tensor(np.asarray(feature_idx), dtype=torch.long)
+        w = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
+        if w.ndim != 2 or w.shape[1] != idx.numel():
+            raise ValueError(f"weight: expected shape (n_classes, {idx.numel()}), got {tuple(w.shape)}")
+        self.register_buffer("feature_idx", idx)
+        self.register_buffer("weight", w)
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1))
+        self.register_buffer("std", torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1))
+
+    @classmethod
+    def from_solution(cls, solution: Any, stats: FeatureStats) -> QPMHead:
+        """Head from a :class:`qpmopt.Solution` and the statistics the matrices came from."""
+        idx = np.asarray(solution.features)
+        return cls(idx, solution.assignment[:, idx], stats.mean[idx], stats.std[idx])
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> QPMHead:
+        """Rebuild a head from :meth:`state_dict` alone (shapes come from the tensors)."""
+        head = cls(state["feature_idx"].cpu().numpy(), state["weight"].cpu().numpy(),
+                   state["mean"].cpu().numpy(), state["std"].cpu().numpy())
+        return head.to(state["weight"].device)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def out_features(self) -> int:
+        """Number of classes (named like ``nn.Linear``'s attribute)."""
+        return self.n_classes
+
+    @property
+    def k(self) -> int:
+        return int(self.weight[0].sum().item())
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, n_f)`` pooled features -> ``(N, n_sel)`` standardised selected features."""
+        return (x[:, self.feature_idx] - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.standardise(x) @ self.weight.t()
+
+    # ---- the global explanation --------------------------------------------------------
+    def class_features(self, c: int) -> list[int]:
+        """Backbone feature ids that class ``c`` uses."""
+        return self.feature_idx[self.weight[c] > 0].tolist()
+
+    def compare_classes(self, a: int, b: int) -> dict[str, list[int]]:
+        """Features two classes share, and the ones that tell them apart."""
+        fa, fb = set(self.class_features(a)), set(self.class_features(b))
+        return {"shared": sorted(fa & fb), f"only_{a}": sorted(fa - fb), f"only_{b}": sorted(fb - fa)}
+
+    def explanation(self) -> dict[int, list[int]]:
+        """``{class: [feature ids]}`` for every class."""
+        return {c: self.class_features(c) for c in range(self.n_classes)}
+
+    def extra_repr(self) -> str:
+        return f"n_classes={self.n_classes}, n_selected={self.feature_idx.numel()}, k={self.k}"
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # DistributedDataParallel and DataParallel keep the user's model in .module
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
+
+def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
+
+
+def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device: Any = None) -> QPMHead:
+    """Replace the model's last linear layer with a :class:`QPMHead`, in place.
+
+    The head goes to the device of the layer it replaces (or ``device``).  The old layer
+    is kept aside (not as a submodule, so its parameters leave ``model.parameters()``)
+    for :func:`uninstall_head`.  Returns the head.
+    """
+    target = _unwrap(model)
+    if getattr(target, _REPLACED, None) is not None:
+        raise RuntimeError("model: a QPM head is already installed; call uninstall_head first")
+    name, old, _ = find_feature_modules(target)
+    if solution.assignment is None:
+        raise ValueError("solution: holds no assignment (status %s)" % solution.status)
+    if solution.assignment.shape[1] != old.in_features:
+        raise ValueError(f"solution: has {solution.assignment.shape[1]} features, the layer {name!r} takes {old.in_features}")
+    head = QPMHead.from_solution(solution, stats).to(device or old.weight.device)
+    _set_submodule(target, name, head)
+    object.__setattr__(target, _REPLACED, (name, old))
+    return head
+
+
+def uninstall_head(model: nn.Module) -> nn.Module:
+    """Put back the layer :func:`install_head` replaced; returns it."""
+    target = _unwrap(model)
+    saved = getattr(target, _REPLACED, None)
+    if saved is None:
+        raise RuntimeError("model: no QPM head installed")
+    name, old = saved
+    _set_submodule(target, name, old)
+    object.__delattr__(target, _REPLACED)
+    return old
