@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from qpmopt.cli import main
+from qpmopt.instances import generate, save_npz
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def small_file(tmp_path):
+    path = tmp_path / "p.npz"
+    save_npz(str(path), generate("tiny", seed=2))
+    return path
+
+
+def test_version_and_solvers(runner):
+    assert runner.invoke(main, ["--version"]).output.startswith("qpmopt, version")
+    out = runner.invoke(main, ["solvers"])
+    assert out.exit_code == 0
+    for name in ("bruteforce", "localsearch", "anneal", "highs", "cpsat", "auto"):
+        assert name in out.output
+
+
+def test_solve_writes_json_and_refuses_to_overwrite(runner, small_file, tmp_path):
+    out_file = tmp_path / "sol.json"
+    res = runner.invoke(main, ["solve", str(small_file), "--backend", "bruteforce", "-o", str(out_file)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out_file.read_text())
+    assert data["status"] == "optimal" and len(data["features"]) == 4 and len(data["class_features"][0]) == 2
+    assert data["seed"] == 0 and data["backend"] == "bruteforce" and "qpmopt_version" in data
+    again = runner.invoke(main, ["solve", str(small_file), "-o", str(out_file)])
+    assert again.exit_code == 2 and "--force" in again.output
+    forced = runner.invoke(main, ["solve", str(small_file), "--backend", "localsearch", "-o", str(out_file), "--force"])
+    assert forced.exit_code == 0 and json.loads(out_file.read_text())["backend"] == "localsearch"
+
+
+def test_solve_reads_pt_files(runner, tmp_path):
+    import torch
+
+    inst = generate("tiny", seed=3)
+    path = tmp_path / "p.pt"
+    torch.save({"A": torch.tensor(inst.A), "R": torch.tensor(inst.R), "B": torch.tensor(inst.B)}, path)
+    res = runner.invoke(main, ["solve", str(path), "-k", "2", "-n", "4", "--backend", "bruteforce"])
+    assert res.exit_code == 0 and "status=optimal" in res.output
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (None, ["solve", "missing.npz"], "no such file"),
+        ("noA", ["solve", "{f}"], "missing array 'A'"),
+        ("bad", ["solve", "{f}"], "cannot read"),
+        ("transposed", ["solve", "{f}", "-k", "2", "-n", "4"], "looks transposed"),
+        ("ok", ["solve", "{f}", "--backend", "nope"], "unknown backend 'nope'; known backends:"),
+        ("ok", ["solve", "{f}", "-k", "0"], "k: expected an integer >= 1"),
+        ("ok", ["solve", "{f}", "--time-limit", "-1"], "time_limit: expected a positive"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(runner, tmp_path, make, args, message):
+    f = tmp_path / "in.npz"
+    inst = generate("tiny", seed=1)
+    if make == "noA":
+        np.savez(f, R=inst.R)
+    elif make == "bad":
+        f.write_bytes(b"not a zip file")
+    elif make == "transposed":
+        np.savez(f, A=inst.A.T, R=inst.R, B=inst.B)
+    elif make == "ok":
+        save_npz(str(f), inst)
+    res = runner.invoke(main, [a.format(f=f) for a in args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1
+
+
+def test_runtime_failure_exit_code_1_and_debug_traceback(runner, tmp_path):
+    f = tmp_path / "big.npz"
+    save_npz(str(f), generate("small", seed=1))
+    res = runner.invoke(main, ["solve", str(f), "--backend", "bruteforce"])
+    assert res.exit_code == 1 and "ProblemTooLargeError" in res.output
+    dbg = runner.invoke(main, ["--debug", "solve", str(f), "--backend", "bruteforce"])
+    assert dbg.exit_code == 1
+
+
+def test_generate_is_deterministic_and_safe(runner, tmp_path):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert runner.invoke(main, ["generate", "--preset", "small", "--seed", "4", "-o", str(a)]).exit_code == 0
+    assert runner.invoke(main, ["generate", "--preset", "small", "--seed", "4", "-o", str(b)]).exit_code == 0
+    with np.load(a) as x, np.load(b) as y:
+        assert all(np.array_equal(x[k], y[k]) for k in ("A", "R", "B"))
+        assert int(x["k"]) == 3 and int(x["n_features"]) == 15
+    assert runner.invoke(main, ["generate", "--preset", "small", "-o", str(a)]).exit_code == 2
+    assert runner.invoke(main, ["generate", "--preset", "small", "-o", str(tmp_path / "x.txt")]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_bench_run_show_compare(runner, tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["bench", "--preset", "tiny", "--backends", "bruteforce,localsearch", "--time-limit", "5",
+                               "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    rows = {r["backend"]: r for r in data["results"]}
+    assert rows["bruteforce"]["status"] == "optimal"
+    assert rows["localsearch"]["objective"] <= rows["bruteforce"]["objective"] + 1e-9
+    assert rows["bruteforce"]["peak_memory_mb"] > 10 and "cpu_count" in data["machine"]
+    shown = runner.invoke(main, ["bench", "show", str(out)])
+    assert shown.exit_code == 0 and "bruteforce" in shown.output
+    cmp = runner.invoke(main, ["bench", "compare", str(out), str(out)])
+    assert cmp.exit_code == 0 and "1.000" in cmp.output
+    bad = runner.invoke(main, ["bench", "--preset", "nope"])
+    assert bad.exit_code == 2
