@@ -23,6 +23,7 @@ from qpmopt.solve import solve_assignment, solve_problem
 
 __all__ = [
     "__version__",
+    "instances",
     "solve_assignment",
     "solve_problem",
     "Problem",

@@ -202,7 +202,7 @@ def compare_rows(old: dict[str, Any], new: dict[str, Any]) -> list[list[str]]:
         if o is None:
             continue
 
-        def ratio(key: str) -> str:
+        def ratio(key: str, o: dict[str, Any] = o, r: dict[str, Any] = r) -> str:
             a, b = o.get(key), r.get(key)
             return f"{b / a:.3f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else "-"
 

@@ -32,7 +32,12 @@ def _handle_errors(func: Any) -> Any:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from qpmopt.backends.base import BackendUnavailableError, OptionsError, ProblemTooLargeError, UnknownBackendError
+        from qpmopt.backends.base import (
+            BackendUnavailableError,
+            OptionsError,
+            ProblemTooLargeError,
+            UnknownBackendError,
+        )
         from qpmopt.io import InputFileError
         from qpmopt.problem import ProblemError
 

@@ -210,7 +210,6 @@ def best_assignment(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray
     A, k = problem.A, problem.k
     idx = np.flatnonzero(selection)
     A_sel = A[:, idx]
-    n_c = A.shape[0]
     member, topsum, _, _ = _topk_stats(A_sel, k)
     W_sel = member
     if problem.unique:

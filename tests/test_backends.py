@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers import oracle, random_instance
 
 import qpmopt
-from helpers import oracle, random_instance
 from qpmopt import Status
 from qpmopt.evaluate import objective_terms, violations
 from qpmopt.testing import assert_backend_conforms

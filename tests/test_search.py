@@ -1,10 +1,10 @@
 import itertools
 
 import numpy as np
+from helpers import _best_distinct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import _best_distinct
 from qpmopt import Problem
 from qpmopt.evaluate import violations
 from qpmopt.search import best_assignment, greedy_selection, local_search, relaxed_value, swap_deltas

@@ -112,7 +112,7 @@ def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device
         raise RuntimeError("model: a QPM head is already installed; call uninstall_head first")
     name, old, _ = find_feature_modules(target)
     if solution.assignment is None:
-        raise ValueError("solution: holds no assignment (status %s)" % solution.status)
+        raise ValueError(f"solution: holds no assignment (status {solution.status})")
     if solution.assignment.shape[1] != old.in_features:
         raise ValueError(f"solution: has {solution.assignment.shape[1]} features, the layer {name!r} takes {old.in_features}")
     head = QPMHead.from_solution(solution, stats).to(device or old.weight.device)
