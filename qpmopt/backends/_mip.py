@@ -129,6 +129,8 @@ class MipBackend(Backend):
             if ans.infeasible:
                 return False, Termination.INFEASIBLE, bound, info
             if ans.x is None:
+                if ans.interrupted:
+                    return False, Termination.INTERRUPTED, bound, info
                 break
             sel, W = form.decode(ans.x)
             # The solver's answer as the core evaluates it (before any uniqueness repair):

@@ -36,11 +36,16 @@ from qpmopt.search import best_assignment, greedy_selection, local_search, relax
 from qpmopt.solution import BackendResult, Termination
 
 
-def default_time_budget(problem: Problem) -> float:
-    """Seconds spent without a time limit: grows with the instance, 30 s at CUB scale and
-    capped at 45 s so a CUB-scale solve stays under a minute on a laptop CPU."""
-    work = problem.n_classes * problem.n_candidates * problem.n_features
-    return float(min(45.0, max(1.0, 30.0 * work / (200 * 2048 * 50))))
+def default_steps(problem: Problem) -> int:
+    """Step budget used when no time limit is given (the run is then reproducible per seed).
+
+    2 000 steps at CUB scale (about 25 s with 8 chains on a 2-core laptop CPU, well under a
+    minute), more for smaller instances whose steps are cheap, fewer for larger ones so that
+    the work stays about constant (ImageNet scale: about 900 steps).
+    """
+    work = problem.n_classes * problem.n_candidates
+    ratio = (200 * 2048) / max(1, work)
+    return int(min(6000, max(600, 2000 * ratio**0.5)))
 
 
 @dataclass(frozen=True)
@@ -48,13 +53,15 @@ class AnnealOptions:
     num_chains: int = 8
     device: str | None = None  # None: "cuda" when available, else "cpu"
     dtype: str = "float32"
+    max_steps: int | None = None  # step budget; None: default_steps() without a time limit
     t_start: float | None = None  # None: calibrated from the first step's deltas
     t_end_ratio: float = 1e-3  # final temperature relative to t_start
-    cycles: int = 4  # temperature cycles (reheats) over the time budget
+    cycles: int = 1  # temperature cycles (reheats) over the budget
     tabu_tenure: int | None = None  # None: about n_features / 4
     patience: int | None = None  # steps without improvement before a perturbation
     perturb_swaps: int | None = None  # random swaps per perturbation (None: ~n_features/10)
-    max_steps: int | None = None  # stop after this many steps (None: time budget only)
+    pool_size: int | None = 256  # entering candidates per chain between refreshes (None: all)
+    refresh: int = 8  # steps between full evaluations that refresh the pool
     initial_states: Any = None  # (chains, n_f) bool masks or list of index arrays
     max_temp_mb: float | None = None  # cap of per-step temporaries (None: 8 MB on CPU, for the cache; 1 GB on GPU)
     polish: bool = True  # finish each chain's best with numpy best-improvement swaps
@@ -66,11 +73,15 @@ class AnnealOptions:
             raise OptionsError(f"options: dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.cycles < 1:
             raise OptionsError(f"options: cycles must be >= 1, got {self.cycles!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise OptionsError(f"options: max_steps must be >= 1, got {self.max_steps!r}")
 
 
 class AnnealBackend(Backend):
     name = "anneal"
     required_modules = ("torch",)
+    # Deterministic per seed and device under a step budget (max_steps, or no time limit);
+    # under a time limit alone the number of steps depends on the machine's speed.
     capabilities = Capabilities(uses_gpu=True, deterministic=True)
     Options = AnnealOptions
 
@@ -83,10 +94,13 @@ class AnnealBackend(Backend):
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        budget = config.time_limit if config.time_limit is not None else default_time_budget(problem)
-        # Leave room for the exact assignment and the polish after the annealing loop.
-        anneal_deadline = t0 + 0.85 * budget
-        hard_deadline = t0 + budget
+        total_steps = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
+        if config.time_limit is not None:
+            # Leave room for the exact assignment and the polish after the loop.
+            anneal_deadline = t0 + 0.85 * config.time_limit
+            hard_deadline = t0 + config.time_limit
+        else:
+            anneal_deadline = hard_deadline = None
 
         n_c, n_f = problem.A.shape
         n_sel, k = problem.n_features, problem.k
@@ -96,9 +110,8 @@ class AnnealBackend(Backend):
 
         starts = self._initial_states(problem, config, options, rng)
         if n_sel == n_f:  # nothing to choose
-            best_sel = starts[0]
-            W, _ = best_assignment(problem, best_sel)
-            return BackendResult(best_sel, W, Termination.CONVERGED, info={"path": "all features selected"})
+            W, _ = best_assignment(problem, starts[0])
+            return BackendResult(starts[0], W, Termination.CONVERGED, info={"path": "all features selected"})
 
         A = torch.as_tensor(problem.A, dtype=dtype, device=device)  # (n_c, n_f)
         R = torch.as_tensor(problem.R, dtype=dtype, device=device)  # (n_f, n_f)
@@ -109,12 +122,14 @@ class AnnealBackend(Backend):
         red = R[sel].sum(dim=1)  # (C, n_f): R @ s per chain
 
         temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
-        # One chain's temporaries are about four (n_c, n_f) arrays; on the CPU small chunks
-        # stay in cache and run faster than one big batch (measured on cub-1).
-        chunk = max(1, int(temp_mb * 2**20 / (4 * n_c * n_f * torch.finfo(dtype).bits / 8)))
+        # One chain's temporaries are a few (n_c, n_f) arrays; on the CPU small chunks stay
+        # in cache and run faster than one big batch (measured on cub-1).
+        chunk = max(1, int(temp_mb * 2**20 / (3 * n_c * n_f * torch.finfo(dtype).bits / 8)))
         tenure = options.tabu_tenure if options.tabu_tenure is not None else max(2, n_sel // 4)
         patience = options.patience if options.patience is not None else max(50, 4 * n_sel)
         n_perturb = options.perturb_swaps if options.perturb_swaps is not None else max(2, n_sel // 10)
+        pool = options.pool_size if options.pool_size and options.pool_size < n_f - n_sel else None
+        pool_chunk = chunk if pool is None else max(1, int(temp_mb * 2**20 / (3 * n_c * pool * torch.finfo(dtype).bits / 8)))
         tabu_until = torch.zeros(C, n_f, dtype=torch.long, device=device)  # step until which f is frozen
         chain_ids = torch.arange(C, device=device)
 
@@ -124,43 +139,55 @@ class AnnealBackend(Backend):
         since_best = torch.zeros(C, dtype=torch.long, device=device)
         t_start = options.t_start
         step = 0
-        termination = Termination.TIME_LIMIT if config.time_limit is not None else Termination.CONVERGED
+        cand = None
+        termination = Termination.CONVERGED
         record = float(best_val.max())
         history.append((time.perf_counter() - t0, record))
         loop_start = time.perf_counter()
         try:
             while True:
                 now = time.perf_counter()
-                if now >= anneal_deadline:
+                if total_steps is not None and step >= total_steps:
+                    termination = Termination.CONVERGED if options.max_steps is None else Termination.ITERATION_LIMIT
                     break
-                if options.max_steps is not None and step >= options.max_steps:
-                    termination = Termination.ITERATION_LIMIT
+                if anneal_deadline is not None and now >= anneal_deadline:
+                    termination = Termination.TIME_LIMIT
                     break
                 if config.stop_requested():
                     interrupted = True
                     break
-                delta = self._swap_deltas(A, R, Bv, sel, mask, red, k, chunk)  # (C, n_sel, n_f)
+                full = pool is None or step % options.refresh == 0
+                delta = self._swap_deltas(A, R, Bv, sel, red, k, chunk if full else pool_chunk, None if full else cand)
+                if full and pool is not None:
+                    # Pool: the entering features with the best swap gain for this chain.
+                    best_in = delta.amax(dim=1).masked_fill(mask, -math.inf)
+                    cand = torch.topk(best_in, pool, dim=1).indices  # (C, pool)
                 if t_start is None:
                     t_start = self._calibrate(delta, mask)
-                # Temperature: geometric decay within each cycle of the time budget.
-                frac = (now - loop_start) / max(1e-9, anneal_deadline - loop_start)
-                phase = (frac * options.cycles) % 1.0
-                temp = t_start * options.t_end_ratio**phase
-                # Forbid tabu moves: frozen leaving or entering features.
+                if total_steps is not None:
+                    frac = step / total_steps
+                else:
+                    frac = (now - loop_start) / max(1e-9, anneal_deadline - loop_start)
+                temp = t_start * options.t_end_ratio ** ((frac * options.cycles) % 1.0)
                 frozen = tabu_until > step  # (C, n_f)
-                frozen_out = torch.gather(frozen, 1, sel)  # (C, n_sel)
-                delta = delta.masked_fill(mask[:, None, :] | frozen[:, None, :] | frozen_out[:, :, None], -math.inf)
+                if full:
+                    in_mask = mask | frozen
+                else:
+                    in_mask = torch.gather(mask | frozen, 1, cand)
+                out_frozen = torch.gather(frozen, 1, sel)  # (C, n_sel)
+                delta = delta.masked_fill(in_mask[:, None, :] | out_frozen[:, :, None], -math.inf)
                 u = torch.rand(delta.shape, generator=gen, device=device, dtype=dtype).clamp_(1e-12, 1.0)
-                score = delta / temp - torch.log(-torch.log(u))
-                flat = score.reshape(C, -1).argmax(dim=1)
-                o_pos = flat // n_f
-                i_new = flat % n_f
+                flat = (delta / temp - torch.log(-torch.log(u))).reshape(C, -1).argmax(dim=1)
+                width = delta.shape[2]
+                o_pos = flat // width
+                j_new = flat % width
+                i_new = j_new if full else cand.gather(1, j_new[:, None]).squeeze(1)
                 gain = delta.reshape(C, -1).gather(1, flat[:, None]).squeeze(1)
                 ok = torch.isfinite(gain)  # a chain with every move tabu stays put
-                o_old = sel.gather(1, o_pos[:, None]).squeeze(1)
                 rows = chain_ids[ok]
                 if rows.numel():
-                    oo, ii = o_old[ok], i_new[ok]
+                    oo = sel[rows, o_pos[ok]]
+                    ii = i_new[ok]
                     sel[rows, o_pos[ok]] = ii
                     mask[rows, oo] = False
                     mask[rows, ii] = True
@@ -172,8 +199,9 @@ class AnnealBackend(Backend):
                 best_val = torch.where(improved, value, best_val)
                 best_mask[improved] = mask[improved]
                 since_best = torch.where(improved, torch.zeros_like(since_best), since_best + 1)
-                if float(best_val.max()) > record + 1e-12:
-                    record = float(best_val.max())
+                top = float(best_val.max())
+                if top > record + 1e-9 * max(1.0, abs(record)):
+                    record = top
                     history.append((time.perf_counter() - t0, record))
                 stuck = since_best >= patience
                 if bool(stuck.any()):
@@ -185,27 +213,28 @@ class AnnealBackend(Backend):
                         value[c] = relaxed_value(problem, m)
                         since_best[c] = 0
                         tabu_until[c] = 0
-                # Re-synchronise the incremental sums now and then (float32 drift).
-                if step % 256 == 255:
+                if step % 256 == 255:  # re-synchronise incremental sums (float32 drift)
                     red = R[sel].sum(dim=1)
+                    value = torch.as_tensor([relaxed_value(problem, m) for m in mask.cpu().numpy()],
+                                            dtype=torch.float64, device=device)
                 step += 1
         except KeyboardInterrupt:
             interrupted = True
 
-        # Final: exact assignment (with uniqueness) of each chain's best, polished.
+        # Final: each chain's best gets polished and its exact assignment (uniqueness).
         candidates = {tuple(np.flatnonzero(m)) for m in best_mask.cpu().numpy()}
         best = (-math.inf, None, None)
         for idx in sorted(candidates):
             m = np.zeros(n_f, dtype=bool)
             m[list(idx)] = True
-            if options.polish and not interrupted and time.perf_counter() < hard_deadline:
+            if options.polish and not interrupted and (hard_deadline is None or time.perf_counter() < hard_deadline):
                 m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
             W, z_a = best_assignment(problem, m)
             ix = np.flatnonzero(m)
             z = z_a - 0.5 * float(problem.R[np.ix_(ix, ix)].sum()) + float(problem.B[ix].sum())
             if z > best[0]:
                 best = (z, m, W)
-        if best[0] > record + 1e-12:
+        if best[0] > record + 1e-9 * max(1.0, abs(record)):
             history.append((time.perf_counter() - t0, best[0]))
         if interrupted:
             termination = Termination.INTERRUPTED
@@ -219,40 +248,56 @@ class AnnealBackend(Backend):
                 "steps": step,
                 "chains": C,
                 "t_start": t_start,
+                "pool": pool,
                 "distinct_final_selections": len(candidates),
             },
         )
 
     # ---- pieces ----------------------------------------------------------------------
     @staticmethod
-    def _swap_deltas(A: Any, R: Any, Bv: Any, sel: Any, mask: Any, red: Any, k: int, chunk: int) -> Any:
-        """``(C, n_sel, n_f)`` relaxed objective change of every swap of every chain."""
+    def _swap_deltas(A: Any, R: Any, Bv: Any, sel: Any, red: Any, k: int, chunk: int, cand: Any = None) -> Any:
+        """Relaxed objective change of swaps of every chain.
+
+        ``sel (C, n_sel)`` selected ids, ``red (C, n_f)`` = R @ s.  With ``cand (C, M)`` only
+        those entering features are evaluated.  Returns ``(C, n_sel, M or n_f)``.
+
+        For a class with k-th and (k+1)-th best selected values ``kth >= nxt``:
+        ``max(A, nxt) - max(0, A - kth) == clamp(A, nxt, kth)``, so the member part is one
+        clamp and the non-member part ``G = sum_c max(0, A - kth)``.
+        """
         import torch
 
         C, n_sel = sel.shape
-        n_f = A.shape[1]
-        out = torch.empty(C, n_sel, n_f, dtype=A.dtype, device=A.device)
+        width = A.shape[1] if cand is None else cand.shape[1]
+        out = torch.empty(C, n_sel, width, dtype=A.dtype, device=A.device)
         At = A.t()  # (n_f, n_c)
         for a in range(0, C, chunk):
             s = sel[a : a + chunk]  # (c, n_sel)
             A_sel = At[s].transpose(1, 2)  # (c, n_c, n_sel)
             top = torch.topk(A_sel, min(k + 1, n_sel), dim=2)
-            kth = top.values[:, :, k - 1]  # (c, n_c)
-            if n_sel > k:
-                nxt = top.values[:, :, k]
-            else:
-                nxt = torch.full_like(kth, -math.inf)
+            kth = top.values[:, :, k - 1 : k]  # (c, n_c, 1)
+            nxt = top.values[:, :, k : k + 1] if n_sel > k else torch.full_like(kth, -math.inf)
             member = torch.zeros_like(A_sel).scatter_(2, top.indices[:, :, :k], 1.0)  # (c, n_c, n_sel)
-            gain_other = torch.clamp(A[None] - kth[:, :, None], min=0.0)  # (c, n_c, n_f)
-            gain_member = torch.maximum(A[None], nxt[:, :, None])
-            delta_a = torch.bmm(member.transpose(1, 2), gain_member - gain_other)  # (c, n_sel, n_f)
-            delta_a += gain_other.sum(dim=1)[:, None, :]
-            delta_a -= (member * A_sel).sum(dim=1)[:, :, None]
-            r = red[a : a + chunk]
-            r_out = torch.gather(r, 1, s)  # (c, n_sel)
-            delta_r = r_out[:, :, None] - r[:, None, :] + R[s]  # R[s]: (c, n_sel, n_f)
-            delta_b = Bv[None, None, :] - Bv[s][:, :, None]
-            out[a : a + chunk] = delta_a + delta_r + delta_b
+            if cand is None:
+                A_in = A[None]  # (1, n_c, n_f)
+                R_in = R[s]  # (c, n_sel, n_f)
+                r_in = red[a : a + chunk]
+                b_in = Bv[None, None, :]
+            else:
+                ci = cand[a : a + chunk]  # (c, M)
+                A_in = At[ci].transpose(1, 2)  # (c, n_c, M)
+                R_in = torch.gather(R[s], 2, ci[:, None, :].expand(-1, n_sel, -1))
+                r_in = torch.gather(red[a : a + chunk], 1, ci)
+                b_in = Bv[ci][:, None, :]
+            P = torch.clamp(A_in, min=nxt, max=kth)  # (c, n_c, width)
+            G = torch.clamp(A_in - kth, min=0.0).sum(dim=1)  # (c, width)
+            delta = torch.bmm(member.transpose(1, 2), P)  # (c, n_sel, width)
+            delta += G[:, None, :]
+            delta -= (member * A_sel).sum(dim=1)[:, :, None]
+            r_out = torch.gather(red[a : a + chunk], 1, s)  # (c, n_sel)
+            delta += r_out[:, :, None] - r_in[:, None, :] + R_in
+            delta += b_in - Bv[s][:, :, None]
+            out[a : a + chunk] = delta
         return out
 
     @staticmethod

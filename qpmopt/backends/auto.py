@@ -9,8 +9,8 @@
   classes exactly (uniqueness included) and polishes with best-improvement swaps.
 
 Without a time limit: small instances get ``exact_default_time`` seconds, large ones the
-annealer's size-dependent default (:func:`qpmopt.backends.anneal.default_time_budget`,
-30 s at CUB scale, at most 45 s).  ``info["auto_path"]`` says which path was taken.
+annealer's size-dependent step budget (:func:`qpmopt.backends.anneal.default_steps`,
+about 25 s at CUB scale on a 2-core CPU).  ``info["auto_path"]`` says which path was taken.
 """
 
 from __future__ import annotations

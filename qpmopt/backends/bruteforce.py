@@ -37,21 +37,26 @@ class BruteForceBackend(Backend):
         best = (-np.inf, None, None)
         termination = Termination.OPTIMAL
         mask = np.zeros(n_f, dtype=bool)
-        for i, combo in enumerate(itertools.combinations(range(n_f), n_sel)):
-            if i % 256 == 0:
-                if config.stop_requested():
-                    termination = Termination.INTERRUPTED
-                    break
-                if deadline is not None and i and config.remaining() == 0:
-                    termination = Termination.TIME_LIMIT
-                    break
-            mask[:] = False
-            mask[list(combo)] = True
-            W, z_a = best_assignment(problem, mask)
-            idx = np.asarray(combo)
-            z = z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
-            if z > best[0]:
-                best = (z, mask.copy(), W)
+        try:
+            for i, combo in enumerate(itertools.combinations(range(n_f), n_sel)):
+                if i % 16 == 0:
+                    if config.stop_requested():
+                        termination = Termination.INTERRUPTED
+                        break
+                    if deadline is not None and i and config.remaining() == 0:
+                        termination = Termination.TIME_LIMIT
+                        break
+                mask[:] = False
+                mask[list(combo)] = True
+                W, z_a = best_assignment(problem, mask)
+                idx = np.asarray(combo)
+                z = z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+                if z > best[0]:
+                    best = (z, mask.copy(), W)
+        except KeyboardInterrupt:
+            if best[1] is None:
+                raise  # nothing to return: Ctrl-C keeps its usual meaning
+            termination = Termination.INTERRUPTED
         done = termination is Termination.OPTIMAL
         return BackendResult(
             selection=best[1],

@@ -112,7 +112,9 @@ class CpSatBackend(MipBackend):
             x = np.asarray(solver.response_proto.solution, dtype=np.float64)
             info["solver_objective"] = solver.objective_value / scale + arr["constant"]
         bound = None
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or math.isfinite(solver.best_objective_bound):
+        # Only a search that got somewhere reports a meaningful bound; a response stopped
+        # before that (UNKNOWN) carries a placeholder value.
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             b = solver.best_objective_bound
             if math.isfinite(b) and abs(b) < 2**62:
                 bound = b / scale + arr["constant"] + max_err
