@@ -68,7 +68,7 @@ class Formulation:
         fixed: np.ndarray | None = None,
         strengthen: bool | None = None,
         prune_fixed: int | None = None,
-        max_strengthen_features: int = 300,
+        max_strengthen_features: int = 100,
     ) -> Formulation:
         """Formulate ``problem``, optionally restricted.
 

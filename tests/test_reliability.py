@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qpmopt
-from helpers import oracle
 from qpmopt import OptionsError, ProblemError, Status, Termination
 from qpmopt.evaluate import objective_terms, violations
 from qpmopt.instances import generate

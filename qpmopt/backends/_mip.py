@@ -46,7 +46,7 @@ class ModelAnswer:
 
 @dataclass(frozen=True)
 class MipOptions:
-    strengthen: bool | None = None  # RLT equalities (None: when <= 300 free candidates)
+    strengthen: bool | None = None  # RLT equalities (None: when <= 100 free candidates)
     max_full_vars: int = 150_000  # larger models go the LNS path
     lns_free: int = 6  # selected features freed per LNS step
     lns_pool: int = 24  # unselected candidates offered per LNS step

@@ -70,7 +70,7 @@ def _available(name: str) -> bool:
 
 def _full_size(problem: Problem) -> int:
     n_f = problem.n_candidates
-    n_y = n_f * (n_f - 1) // 2 if n_f <= 300 else int((problem.R[~_eye(n_f)] != 0).sum() // 2)
+    n_y = n_f * (n_f - 1) // 2 if n_f <= 100 else int((problem.R[~_eye(n_f)] != 0).sum() // 2)
     return problem.n_classes * n_f + n_y
 
 
