@@ -11,7 +11,7 @@ solver and reports ``(x, bound, optimal)``; everything else is here, once:
   candidates, exactly, in a small restricted model;
 - honest bounds: a solver bound is used only when it comes from a model of the full
   problem (missing uniqueness cuts only relax it); restricted models contribute none.
-  The cheap :func:`~qpmopt.bounds.simple_upper_bound` always applies.
+  The Lagrangian bound of :func:`~qpmopt.bounds.lagrangian_upper_bound` always applies.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from qpmopt.backends.base import Backend, SolverConfig
-from qpmopt.bounds import simple_upper_bound
+from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
@@ -104,7 +104,10 @@ class MipBackend(Backend):
                 inc[:] = [v, sel.copy(), W]
                 history.append((time.perf_counter() - t0, v))
 
-        bound = simple_upper_bound(problem)
+        # Lagrangian bound (W <= s relaxed), a few seconds at most: valid for the full problem.
+        budget = min(10.0, 0.1 * (config.time_limit if config.time_limit is not None else options.default_time_limit))
+        bound = min(simple_upper_bound(problem),
+                    lagrangian_upper_bound(problem, inc[0], iterations=3000, deadline=time.perf_counter() + budget))
         full = Formulation.build(problem, strengthen=options.strengthen)
         if full.n_w + full.n_y <= options.max_full_vars:
             path = "full"

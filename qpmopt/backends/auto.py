@@ -6,7 +6,8 @@
   rest of the time, so the answer is at least as good as the annealer's and comes with a
   proven bound (often optimality);
 - everything else: the annealer (GPU when present), whose final step already assigns the
-  classes exactly (uniqueness included) and polishes with best-improvement swaps.
+  classes exactly (uniqueness included) and polishes with best-improvement swaps; then a
+  few seconds of Lagrangian bounding (:mod:`qpmopt.bounds`) give a proven gap.
 
 Without a time limit: small instances get ``exact_default_time`` seconds, large ones the
 annealer's size-dependent step budget (:func:`qpmopt.backends.anneal.default_steps`,
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 from qpmopt.backends.base import Backend, Capabilities, SolverConfig, get_backend
+from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.problem import Problem
 from qpmopt.solution import BackendResult
 
@@ -59,6 +62,14 @@ class AutoBackend(Backend):
         anneal = get_backend("anneal")
         raw = anneal.solve(problem, config, anneal.Options())
         raw.info["auto_path"] = "anneal"
+        if raw.selection is not None and not config.stop_requested():
+            # A cheap proven bound so that the user sees how far from optimal it can be.
+            from qpmopt.evaluate import objective_terms
+
+            value = objective_terms(problem, raw.selection, raw.assignment).total
+            budget = 3.0 if config.time_limit is None else min(3.0, 0.05 * config.time_limit)
+            raw.bound = min(simple_upper_bound(problem), lagrangian_upper_bound(
+                problem, value, iterations=3000, deadline=time.perf_counter() + budget))
         return raw
 
 
