@@ -66,6 +66,9 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False) -
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise whoever reads it next
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):

@@ -10,3 +10,13 @@ def pytest_collection_modifyitems(config, items):
             name = mark.args[0]
             if not _load_class(name)[0].availability():
                 item.add_marker(pytest.mark.skip(reason=f"backend {name!r} not available"))
+
+
+# Hypothesis: a bounded run in CI, a long one on request (QPMOPT_HYPOTHESIS=long).
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("QPMOPT_HYPOTHESIS", "ci"))

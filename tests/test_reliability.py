@@ -40,7 +40,7 @@ def valid_problems(draw):
     return A, R, B, k, n_sel, unique
 
 
-@settings(max_examples=40, **FAST)
+@settings(**FAST)
 @given(valid_problems(), st.sampled_from(["auto", "localsearch", "anneal", "highs"]))
 def test_fuzz_valid_problems_are_solved_feasibly(prob, backend):
     A, R, B, k, n_sel, unique = prob
@@ -95,7 +95,7 @@ def invalid_problems(draw):
     return A, R, None, kw
 
 
-@settings(max_examples=60, **FAST)
+@settings(**FAST)
 @given(invalid_problems())
 def test_fuzz_invalid_problems_raise_problem_error(prob):
     A, R, B, kw = prob

@@ -65,3 +65,18 @@ def test_local_search_ends_at_a_local_optimum():
     delta, _, _ = swap_deltas(p, res.selection)
     assert delta.max() <= 1e-9
     assert np.isclose(res.value, relaxed_value(p, res.selection))
+
+
+def test_unique_polish_repairs_a_relaxed_optimum_where_uniqueness_binds():
+    from helpers import oracle
+
+    from qpmopt.instances import generate
+    from qpmopt.search import true_value, unique_polish
+
+    inst = generate("tiny", seed=1)  # binomial(4, 2) = 6 = n_classes: uniqueness binds hard
+    p = Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    relaxed = local_search(p, greedy_selection(p)).selection
+    polished = unique_polish(p, relaxed)
+    truth = oracle(p.A, p.R, p.B, p.k, p.n_features, True)
+    assert true_value(p, relaxed) < truth - 1e-6  # the relaxed search alone misses it
+    assert true_value(p, polished) == __import__("pytest").approx(truth, abs=1e-9)

@@ -32,7 +32,7 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, OptionsError, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment, greedy_selection, local_search, relaxed_value
+from qpmopt.search import best_assignment, greedy_selection, local_search, relaxed_value, unique_polish
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -95,6 +95,9 @@ class AnnealBackend(Backend):
         gen.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         total_steps = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
+        # Under a time limit the schedule follows the clock, but a small instance need not
+        # use all of it: three default budgets are plenty (its schedule then completes).
+        step_cap = total_steps if total_steps is not None else 3 * default_steps(problem)
         if config.time_limit is not None:
             # Leave room for the exact assignment and the polish after the loop.
             anneal_deadline = t0 + 0.85 * config.time_limit
@@ -108,6 +111,7 @@ class AnnealBackend(Backend):
         history: list[tuple[float, float]] = []
         interrupted = False
 
+        self._check_memory(problem, options, device, dtype)
         starts = self._initial_states(problem, config, options, rng)
         if n_sel == n_f:  # nothing to choose
             W, _ = best_assignment(problem, starts[0])
@@ -147,8 +151,8 @@ class AnnealBackend(Backend):
         try:
             while True:
                 now = time.perf_counter()
-                if total_steps is not None and step >= total_steps:
-                    termination = Termination.CONVERGED if options.max_steps is None else Termination.ITERATION_LIMIT
+                if step >= step_cap:
+                    termination = Termination.ITERATION_LIMIT if options.max_steps is not None else Termination.CONVERGED
                     break
                 if anneal_deadline is not None and now >= anneal_deadline:
                     termination = Termination.TIME_LIMIT
@@ -167,7 +171,7 @@ class AnnealBackend(Backend):
                 if total_steps is not None:
                     frac = step / total_steps
                 else:
-                    frac = (now - loop_start) / max(1e-9, anneal_deadline - loop_start)
+                    frac = max(step / step_cap, (now - loop_start) / max(1e-9, anneal_deadline - loop_start))
                 temp = t_start * options.t_end_ratio ** ((frac * options.cycles) % 1.0)
                 frozen = tabu_until > step  # (C, n_f)
                 if full:
@@ -229,6 +233,9 @@ class AnnealBackend(Backend):
             m[list(idx)] = True
             if options.polish and not interrupted and (hard_deadline is None or time.perf_counter() < hard_deadline):
                 m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
+                # Uniqueness was ignored while searching: where classes collide, polish on
+                # the exact objective (a no-op when nothing collides).
+                m = unique_polish(problem, m, deadline=hard_deadline)
             W, z_a = best_assignment(problem, m)
             ix = np.flatnonzero(m)
             z = z_a - 0.5 * float(problem.R[np.ix_(ix, ix)].sum()) + float(problem.B[ix].sum())
@@ -254,6 +261,28 @@ class AnnealBackend(Backend):
         )
 
     # ---- pieces ----------------------------------------------------------------------
+    @staticmethod
+    def _check_memory(problem: Problem, options: AnnealOptions, device: Any, dtype: Any) -> None:
+        """Refuse up front, with a clear error, a run that would not fit in memory."""
+        import psutil
+        import torch
+
+        from qpmopt.backends.base import ProblemTooLargeError
+
+        b = torch.finfo(dtype).bits // 8
+        n_c, n_f, n_sel, C = problem.n_classes, problem.n_candidates, problem.n_features, options.num_chains
+        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
+        need = b * (n_c * n_f + n_f * n_f + 3 * C * n_sel * n_f) + 24 * C * n_f + temp_mb * 2**20
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+        else:
+            free = psutil.virtual_memory().available
+        if need > 0.8 * free:
+            raise ProblemTooLargeError(
+                f"anneal: needs about {need / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB free; "
+                "use fewer num_chains, a smaller max_temp_mb, or dtype='float32'"
+            )
+
     @staticmethod
     def _swap_deltas(A: Any, R: Any, Bv: Any, sel: Any, red: Any, k: int, chunk: int, cand: Any = None) -> Any:
         """Relaxed objective change of swaps of every chain.

@@ -38,7 +38,9 @@ def objective_scale(form: Formulation, reference: float) -> tuple[float, float]:
 class CpSatBackend(MipBackend):
     name = "cpsat"
     required_modules = ("ortools",)
-    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=True)
+    # With more than one worker (the default: 2) CP-SAT's parallel portfolio is not
+    # reproducible; threads=1 is.
+    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=False)
 
     def solve_model(
         self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,

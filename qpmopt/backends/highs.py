@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,6 +14,24 @@ import numpy as np
 from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
 from qpmopt.formulation import Formulation
+
+
+@contextlib.contextmanager
+def _quiet_stdout(active: bool) -> Iterator[None]:
+    """Silence the C-level stdout (file descriptor 1) while active."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 class HighsBackend(MipBackend):
@@ -24,7 +46,8 @@ class HighsBackend(MipBackend):
         import highspy
 
         arr = form.arrays()
-        h = highspy.Highs()
+        with _quiet_stdout(not config.verbose):
+            h = highspy.Highs()  # prints a banner at construction, before options can be set
         h.setOptionValue("output_flag", bool(config.verbose))
         lp = highspy.HighsLp()
         n = form.n_vars

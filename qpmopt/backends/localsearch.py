@@ -11,7 +11,7 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment, greedy_selection, local_search
+from qpmopt.search import best_assignment, greedy_selection, local_search, unique_polish
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -37,7 +37,10 @@ class LocalSearchBackend(Backend):
             # Nothing better than the start is known: return it, marked interrupted.
             W, _ = best_assignment(problem, start)
             return BackendResult(np.asarray(start, bool), W, Termination.INTERRUPTED)
-        W, _ = best_assignment(problem, res.selection)
+        selection = res.selection
+        if not res.interrupted:
+            selection = unique_polish(problem, selection, deadline=config.deadline())
+        W, _ = best_assignment(problem, selection)
         if res.interrupted:
             term = Termination.INTERRUPTED
         elif res.converged:
@@ -47,7 +50,7 @@ class LocalSearchBackend(Backend):
         else:
             term = Termination.TIME_LIMIT
         return BackendResult(
-            res.selection, W, term,
+            selection, W, term,
             history=[(time.perf_counter() - t0, res.value)],
             info={"iterations": res.iterations, "relaxed_value": res.value},
         )

@@ -1,0 +1,61 @@
+"""GPU check for the annealer (issue 4): time to the best known objective on cub-1 and to
+beat the baseline on the imagenet preset, on whatever CUDA card is present.
+
+    python benchmarks/gpu_anneal.py --out benchmarks/results/gpu_anneal.json
+
+Targets: cub-1 best known (289.12512) under 2 s; imagenet preset under 10 s.  Runs the CPU
+baseline in the same process so that the ratio is measured on one machine.  Exits 2 when
+no CUDA device is present (nothing is recorded then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import qpmopt
+from qpmopt.bench import machine_info
+from qpmopt.instances import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "instances"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_anneal.json"))
+    ap.add_argument("--chains", type=int, default=64)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to measure", file=sys.stderr)
+        return 2
+    out = {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": []}
+    cases = []
+    if (SHARED / "cub-1.npz").exists():
+        with np.load(SHARED / "cub-1.npz") as d:
+            cases.append(("cub-1", tuple(d[x].astype(np.float64) for x in "ARB"), 5, 50, 289.12512, 10.0))
+    inst = generate("imagenet", seed=1)
+    base = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="localsearch")
+    cases.append(("imagenet-preset", inst.arrays(), inst.k, inst.n_features, base.objective + 1e-9, 30.0))
+    for name, arrays, k, n, target, limit in cases:
+        for seed in range(3):
+            torch.cuda.synchronize()
+            s = qpmopt.solve_assignment(*arrays, k, n_features=n, backend="anneal", time_limit=limit, seed=seed,
+                                        options={"device": "cuda", "num_chains": args.chains})
+            hit = next((t for t, v in s.history if v >= target), None)
+            row = {"instance": name, "seed": seed, "objective": s.objective, "target": target,
+                   "time_to_target": hit, "steps": s.info["steps"], "wall_time": s.wall_time}
+            out["runs"].append(row)
+            print(json.dumps(row), flush=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
