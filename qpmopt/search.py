@@ -270,7 +270,7 @@ def unique_polish(
     selection: np.ndarray,
     *,
     deadline: float | None = None,
-    max_evaluations: int = 5_000,
+    max_evaluations: int | None = None,
 ) -> np.ndarray:
     """Swap local search on the *true* objective (exact assignment with uniqueness).
 
@@ -278,11 +278,15 @@ def unique_polish(
     far from the true one (tiny instances where ``binomial(n_features, k)`` is close to
     ``n_classes``).  Swaps are tried best relaxed delta first, each scored exactly, and the
     first improving one is taken; it stops at a local optimum, the deadline, or after
-    ``max_evaluations`` exact scorings.
+    ``max_evaluations`` exact scorings (default: about ``2e7 / (n_c * n_f)``, at most 5 000:
+    thousands on tiny instances where uniqueness binds, a handful at ImageNet scale where
+    each scoring costs tens of milliseconds and collisions cost little).
     """
     sel = np.asarray(selection, dtype=bool).copy()
     if not problem.unique or sel.all():
         return sel
+    if max_evaluations is None:
+        max_evaluations = int(min(5_000, max(4, 2e7 / (problem.n_classes * problem.n_candidates))))
     current = true_value(problem, sel)
     evaluations = 0
     while evaluations < max_evaluations:
