@@ -38,3 +38,4 @@ def test_auto_reports_a_bound_on_the_annealer_path():
     assert sol.info["auto_path"] == "anneal"
     assert sol.bound is not None and sol.bound >= sol.objective and sol.gap == pytest.approx(
         (sol.bound - sol.objective) / max(1, abs(sol.objective)))
+

@@ -96,8 +96,10 @@ class AnnealBackend(Backend):
         rng = np.random.default_rng(config.seed)
         total_steps = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
         # Under a time limit the schedule follows the clock, but a small instance need not
-        # use all of it: three default budgets are plenty (its schedule then completes).
-        step_cap = total_steps if total_steps is not None else 3 * default_steps(problem)
+        # use all of it: three default budgets are plenty there (its schedule completes).
+        # From about medium size on, more steps keep paying off, so the clock alone rules.
+        small = problem.n_classes * problem.n_candidates <= 100_000
+        step_cap = total_steps if total_steps is not None else (3 * default_steps(problem) if small else None)
         if config.time_limit is not None:
             # Leave room for the exact assignment and the polish after the loop.
             anneal_deadline = t0 + 0.85 * config.time_limit
@@ -151,7 +153,7 @@ class AnnealBackend(Backend):
         try:
             while True:
                 now = time.perf_counter()
-                if step >= step_cap:
+                if step_cap is not None and step >= step_cap:
                     termination = Termination.ITERATION_LIMIT if options.max_steps is not None else Termination.CONVERGED
                     break
                 if anneal_deadline is not None and now >= anneal_deadline:
@@ -171,7 +173,9 @@ class AnnealBackend(Backend):
                 if total_steps is not None:
                     frac = step / total_steps
                 else:
-                    frac = max(step / step_cap, (now - loop_start) / max(1e-9, anneal_deadline - loop_start))
+                    frac = (now - loop_start) / max(1e-9, anneal_deadline - loop_start)
+                    if step_cap is not None:
+                        frac = max(frac, step / step_cap)
                 temp = t_start * options.t_end_ratio ** ((frac * options.cycles) % 1.0)
                 frozen = tabu_until > step  # (C, n_f)
                 if full:
