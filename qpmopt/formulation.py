@@ -68,6 +68,7 @@ class Formulation:
         fixed: np.ndarray | None = None,
         strengthen: bool | None = None,
         prune_fixed: int | None = None,
+        include: np.ndarray | None = None,
         max_strengthen_features: int = 100,
     ) -> Formulation:
         """Formulate ``problem``, optionally restricted.
@@ -81,6 +82,8 @@ class Formulation:
             prune_fixed: when set, a class may only use the ``k + prune_fixed`` fixed
                 features it likes best (plus every free one).  This shrinks large
                 sub-problems; it is a further restriction, so any solution stays feasible.
+            include: ``(n_c, n_f)`` bool assignment whose class-feature pairs are kept even
+                when pruned, so that this solution (a warm start) stays representable.
         """
         n_f, n_c, k = problem.n_candidates, problem.n_classes, problem.k
         cand = np.arange(n_f) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
@@ -101,9 +104,15 @@ class Formulation:
         else:
             fixed_feats = np.broadcast_to(fix, (n_c, fix.size))
         per_class = np.concatenate([fixed_feats, np.broadcast_to(free, (n_c, free.size))], axis=1)
-        per_class = np.sort(per_class, axis=1)
         w_class = np.repeat(np.arange(n_c), per_class.shape[1])
         w_feature = per_class.ravel().astype(np.int64)
+        if include is not None and prune_fixed is not None:
+            ic, fc = np.nonzero(np.asarray(include, dtype=bool)[:, fix])
+            w_class = np.concatenate([w_class, ic])
+            w_feature = np.concatenate([w_feature, fix[fc]])
+        # unique pairs, sorted by class then feature
+        pairs = np.unique(np.stack([w_class, w_feature], axis=1), axis=0)
+        w_class, w_feature = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
         iu, ju = np.triu_indices(free.size, k=1)
         if not strengthen:
             nz = problem.R[free[iu], free[ju]] != 0

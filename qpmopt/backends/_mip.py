@@ -48,8 +48,8 @@ class ModelAnswer:
 class MipOptions:
     strengthen: bool | None = None  # RLT equalities (None: when <= 100 free candidates)
     max_full_vars: int = 150_000  # larger models go the LNS path
-    lns_free: int = 6  # selected features freed per LNS step
-    lns_pool: int = 24  # unselected candidates offered per LNS step
+    lns_free: int | None = None  # selected features freed per LNS step (None: 6, 4 above 500 classes)
+    lns_pool: int | None = None  # unselected candidates per LNS step (None: 24, 12 above 500 classes)
     lns_time: float = 5.0  # seconds per LNS sub-problem
     default_time_limit: float = 60.0  # used by the LNS path when no time_limit is given
     solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
@@ -158,11 +158,18 @@ class MipBackend(Backend):
     def _lns(self, problem, config, options, inc, offer):
         rng = np.random.default_rng(config.seed)
         deadline = config.deadline(options.default_time_limit)
+        # With many classes the sub-problem's root LP is the bottleneck (and solvers do not
+        # interrupt it promptly), so offer fewer features at a time there.
+        many = problem.n_classes > 500
+        lns_free = options.lns_free or (4 if many else 6)
+        lns_pool = options.lns_pool or (12 if many else 24)
         steps = improved = 0
         term = Termination.TIME_LIMIT
+        overhead = 0.0  # model building + decoding of the last step, outside the solver
         while True:
             remaining = deadline - time.perf_counter()
-            if remaining < 0.2:
+            # Do not start a sub-problem that cannot be built and solved in time.
+            if remaining < max(0.2, 2.0 * overhead):
                 break
             if config.stop_requested():
                 term = Termination.INTERRUPTED
@@ -172,18 +179,24 @@ class MipBackend(Backend):
             on = np.flatnonzero(sel)
             # Free features whose removal costs least, with randomness for diversity.
             loss = delta.max(axis=1)
-            n_free = min(options.lns_free, on.size)
+            n_free = min(lns_free, on.size)
             free = si[np.argsort(-(loss + rng.gumbel(size=loss.size) * loss.std()))[:n_free]]
-            pool = ui[np.argsort(-delta.max(axis=0))[: options.lns_pool]]
+            pool = ui[np.argsort(-delta.max(axis=0))[: lns_pool]]
             cand = np.concatenate([on, pool])
-            form = Formulation.build(problem, candidates=cand, fixed=np.setdiff1d(on, free), prune_fixed=2)
+            form = Formulation.build(problem, candidates=cand, fixed=np.setdiff1d(on, free), prune_fixed=2,
+                                     include=inc[2])
             before = inc[0]
-            ans = self.solve_model(form, min(options.lns_time, remaining), form.encode(inc[1], inc[2]), config, options)
+            step_start = time.perf_counter()
+            sub_limit = min(options.lns_time, deadline - time.perf_counter() - overhead)
+            if sub_limit <= 0.05:
+                break
+            ans = self.solve_model(form, sub_limit, form.encode(inc[1], inc[2]), config, options)
             steps += 1
             if ans.x is not None:
                 new_sel, _ = form.decode(ans.x)
                 offer(new_sel)
                 improved += inc[0] > before
+            overhead = max(0.0, time.perf_counter() - step_start - sub_limit) + (step_start - (deadline - remaining))
             if ans.interrupted:
                 term = Termination.INTERRUPTED
                 break

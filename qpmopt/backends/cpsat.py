@@ -92,7 +92,7 @@ class CpSatBackend(MipBackend):
         worker = threading.Thread(target=lambda: result.setdefault("status", solver.solve(model)), daemon=True)
         worker.start()
         interrupted = False
-        hard = None if time_limit is None else time.perf_counter() + time_limit + 1.0
+        hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
         try:
             while worker.is_alive():
                 worker.join(0.05)

@@ -108,7 +108,7 @@ class HighsBackend(MipBackend):
         """Run in HiGHS's own thread and cancel it ourselves: presolve of large models has
         been seen to overrun ``time_limit``, and Ctrl-C must reach us."""
         h.HandleUserInterrupt = True
-        hard = None if time_limit is None else time.perf_counter() + time_limit + 1.0
+        hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
         thread = h.startSolve()
         interrupted = False
         try:
