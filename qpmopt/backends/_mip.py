@@ -55,6 +55,32 @@ class MipOptions:
     solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
 
 
+def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: SolverConfig) -> bool:
+    """Wait for a solver running in ``thread``; call ``cancel()`` at the hard limit
+    (``time_limit`` + 0.25 s: solvers have been seen to overrun their own limit in long
+    presolves and root LPs), when ``config.should_stop`` says so, or on Ctrl-C.
+
+    Returns whether the solve was interrupted (not merely timed out).
+    """
+    hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
+    interrupted = False
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            if config.stop_requested():
+                interrupted = True
+                cancel()
+                break
+            if hard is not None and time.perf_counter() > hard:
+                cancel()
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        cancel()
+    thread.join()
+    return interrupted
+
+
 def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
     keys = np.packbits(W, axis=1)
     groups: dict[bytes, list[int]] = {}

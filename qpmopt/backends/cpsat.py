@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 import numpy as np
 
-from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer
+from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
 from qpmopt.formulation import Formulation
 
@@ -91,22 +90,7 @@ class CpSatBackend(MipBackend):
         result: dict[str, int] = {}
         worker = threading.Thread(target=lambda: result.setdefault("status", solver.solve(model)), daemon=True)
         worker.start()
-        interrupted = False
-        hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
-        try:
-            while worker.is_alive():
-                worker.join(0.05)
-                if config.stop_requested():
-                    interrupted = True
-                    solver.stop_search()
-                    break
-                if hard is not None and time.perf_counter() > hard:
-                    solver.stop_search()
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            solver.stop_search()
-        worker.join()
+        interrupted = watch_solver(worker, solver.stop_search, time_limit, config)
         status = result.get("status", cp_model.UNKNOWN)
         x = None
         info: dict[str, object] = {"status": solver.status_name(status), "scale": scale, "max_scaling_error": max_err}

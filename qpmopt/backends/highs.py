@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
-from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer
+from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
 from qpmopt.formulation import Formulation
 
@@ -86,7 +84,9 @@ class HighsBackend(MipBackend):
             sol.col_value = list(map(float, warm))
             sol.value_valid = True
             h.setSolution(sol)
-        interrupted = self._run(h, time_limit, config)
+        # HiGHS runs in its own thread so that we can cancel it (HandleUserInterrupt).
+        h.HandleUserInterrupt = True
+        interrupted = watch_solver(h.startSolve(), h.cancelSolve, time_limit, config)
         status = h.getModelStatus()
         info = h.getInfo()
         x = None
@@ -102,27 +102,3 @@ class HighsBackend(MipBackend):
             interrupted=interrupted,
             info={"status": h.modelStatusToString(status)},
         )
-
-    @staticmethod
-    def _run(h: Any, time_limit: float | None, config: SolverConfig) -> bool:
-        """Run in HiGHS's own thread and cancel it ourselves: presolve of large models has
-        been seen to overrun ``time_limit``, and Ctrl-C must reach us."""
-        h.HandleUserInterrupt = True
-        hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
-        thread = h.startSolve()
-        interrupted = False
-        try:
-            while thread.is_alive():
-                thread.join(0.05)
-                if config.stop_requested():
-                    interrupted = True
-                    h.cancelSolve()
-                    break
-                if hard is not None and time.perf_counter() > hard:
-                    h.cancelSolve()
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            h.cancelSolve()
-        thread.join()
-        return interrupted
