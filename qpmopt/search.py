@@ -27,6 +27,7 @@ __all__ = [
     "local_search",
     "best_assignment",
     "LocalSearchResult",
+    "complete",
     "true_value",
     "unique_polish",
 ]
@@ -258,11 +259,16 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
         want[grow] = want[grow] * 2
 
 
+def complete(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(W, Z)``: the exact best assignment of ``selection`` and its objective."""
+    W, z_a = best_assignment(problem, selection)
+    idx = np.flatnonzero(selection)
+    return W, z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+
+
 def true_value(problem: Problem, selection: np.ndarray) -> float:
     """Objective of ``selection`` with its exact assignment (uniqueness honoured)."""
-    _, z_a = best_assignment(problem, selection)
-    idx = np.flatnonzero(selection)
-    return z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+    return complete(problem, selection)[1]
 
 
 def unique_polish(

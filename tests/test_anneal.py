@@ -78,3 +78,15 @@ def test_default_steps_shrink_with_size():
     big = qpmopt.Problem.from_arrays(np.ones((1000, 2048)), k=5, n_features=50)
     cub = qpmopt.Problem.from_arrays(np.ones((200, 2048)), k=5, n_features=50)
     assert default_steps(small) > default_steps(cub) == 2000 > default_steps(big)
+
+
+def test_refuses_up_front_when_memory_would_not_fit(monkeypatch):
+    import psutil
+
+    class Tiny:
+        available = 1 << 20  # 1 MiB free
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
+    inst = generate("small", seed=1)
+    with pytest.raises(qpmopt.ProblemTooLargeError, match=r"anneal: needs about .* GiB on cpu"):
+        qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="anneal")

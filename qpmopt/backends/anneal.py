@@ -32,7 +32,7 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, OptionsError, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment, greedy_selection, local_search, relaxed_value, unique_polish
+from qpmopt.search import best_assignment, complete, greedy_selection, local_search, relaxed_value, unique_polish
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -240,9 +240,7 @@ class AnnealBackend(Backend):
                 # Uniqueness was ignored while searching: where classes collide, polish on
                 # the exact objective (a no-op when nothing collides).
                 m = unique_polish(problem, m, deadline=hard_deadline)
-            W, z_a = best_assignment(problem, m)
-            ix = np.flatnonzero(m)
-            z = z_a - 0.5 * float(problem.R[np.ix_(ix, ix)].sum()) + float(problem.B[ix].sum())
+            W, z = complete(problem, m)
             if z > best[0]:
                 best = (z, m, W)
         if best[0] > record + 1e-9 * max(1.0, abs(record)):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from qpmopt.backends.base import Backend, Capabilities, SolverConfig, get_backend
 from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.solution import BackendResult
 
@@ -80,15 +81,9 @@ def _available(name: str) -> bool:
 
 
 def _full_size(problem: Problem) -> int:
-    n_f = problem.n_candidates
-    n_y = n_f * (n_f - 1) // 2 if n_f <= 100 else int((problem.R[~_eye(n_f)] != 0).sum() // 2)
-    return problem.n_classes * n_f + n_y
-
-
-def _eye(n: int):
-    import numpy as np
-
-    return np.eye(n, dtype=bool)
+    """Variables of the full model beyond ``s`` (the formulation decides, not a copy of it)."""
+    form = Formulation.build(problem)
+    return form.n_w + form.n_y
 
 
 __all__ = ["AutoBackend", "AutoOptions"]

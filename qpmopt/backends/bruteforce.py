@@ -11,7 +11,7 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment
+from qpmopt.search import complete
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -48,9 +48,7 @@ class BruteForceBackend(Backend):
                         break
                 mask[:] = False
                 mask[list(combo)] = True
-                W, z_a = best_assignment(problem, mask)
-                idx = np.asarray(combo)
-                z = z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+                W, z = complete(problem, mask)
                 if z > best[0]:
                     best = (z, mask.copy(), W)
         except KeyboardInterrupt:
