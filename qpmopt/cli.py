@@ -132,19 +132,13 @@ def solve(problem_file: Path, k: int | None, n_features: int | None, backend: st
 @_handle_errors
 def generate(preset: str, seed: int, output: Path, force: bool) -> None:
     """Generate an instance built the way QPM builds its matrices (see qpmopt.instances)."""
-    import io
-
-    import numpy as np
-
     from qpmopt.instances import generate as make
-    from qpmopt.io import write_atomic
+    from qpmopt.instances import save_npz
 
     if output.suffix != ".npz":
         raise click.BadParameter("expected a path ending in .npz", param_hint="--output")
     inst = make(preset, seed=seed)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, A=inst.A, R=inst.R, B=inst.B, k=inst.k, n_features=inst.n_features)
-    write_atomic(output, buf.getvalue(), force=force)
+    save_npz(str(output), inst, force=force)
     click.echo(f"wrote {output}: {inst.A.shape[0]} classes, {inst.A.shape[1]} features, "
                f"k={inst.k}, n_features={inst.n_features}")
 

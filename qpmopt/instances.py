@@ -129,9 +129,19 @@ def generate(
     return Instance(A, R, B, k_, n_sel, {"preset": preset, "seed": seed, "redundancy_threshold": t})
 
 
-def save_npz(path: str, instance: Instance) -> None:
-    """Write ``A``, ``R``, ``B`` (and ``k``, ``n_features``) to an ``.npz`` file."""
-    np.savez_compressed(path, A=instance.A, R=instance.R, B=instance.B, k=instance.k, n_features=instance.n_features)
+def save_npz(path: str, instance: Instance, *, force: bool = False) -> None:
+    """Write ``A``, ``R``, ``B`` (and ``k``, ``n_features``) to an ``.npz`` file, atomically.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``force`` is false.
+    """
+    import io
+
+    from qpmopt.io import write_atomic
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, A=instance.A, R=instance.R, B=instance.B, k=instance.k, n_features=instance.n_features)
+    write_atomic(path, buf.getvalue(), force=force)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:

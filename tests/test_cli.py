@@ -119,3 +119,13 @@ def test_bench_run_show_compare(runner, tmp_path):
     assert cmp.exit_code == 0 and "1.000" in cmp.output
     bad = runner.invoke(main, ["bench", "--preset", "nope"])
     assert bad.exit_code == 2
+
+
+def test_save_npz_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "x.npz"
+    save_npz(str(path), generate("tiny", seed=1))
+    with pytest.raises(FileExistsError, match="--force"):
+        save_npz(str(path), generate("tiny", seed=2))
+    save_npz(str(path), generate("tiny", seed=2), force=True)
+    with np.load(path) as d:
+        assert np.array_equal(d["A"], generate("tiny", seed=2).A)

@@ -50,7 +50,6 @@ def test_two_ranks_end_identical(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     a = torch.load(tmp_path / "rank0.pt")
     b = torch.load(tmp_path / "rank1.pt")
-    init = {}
     torch.manual_seed(0)
     from qpmopt.torch.demo import DigitsNet
 

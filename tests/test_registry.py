@@ -3,7 +3,6 @@
 import importlib.metadata
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 import qpmopt
@@ -107,4 +106,3 @@ def test_gurobi_plugin_if_installed():
     from qpmopt_gurobi import GurobiBackend
 
     assert_backend_conforms(GurobiBackend(), seeds=range(3), time_limit=10)
-    _ = np  # keep numpy imported for the helpers above

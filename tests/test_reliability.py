@@ -169,3 +169,14 @@ def test_time_limit_returns_best_with_time_limit_termination():
     sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="highs", time_limit=3)
     assert sol.termination is Termination.TIME_LIMIT and sol.status is Status.FEASIBLE
     assert sol.bound is not None and sol.bound >= sol.objective
+
+
+def test_ctrl_c_before_any_solution_propagates():
+    inst = generate("tiny", seed=2)
+
+    def ctrl_c():
+        raise KeyboardInterrupt  # at the very first poll: nothing found yet
+
+    with pytest.raises(KeyboardInterrupt):
+        qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="bruteforce",
+                                should_stop=ctrl_c)

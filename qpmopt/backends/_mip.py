@@ -28,7 +28,7 @@ from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment, greedy_selection, local_search, swap_deltas
+from qpmopt.search import complete, greedy_selection, local_search, swap_deltas
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -110,22 +110,20 @@ class MipBackend(Backend):
         t0 = config.start_time
         history: list[tuple[float, float]] = []
 
-        def value(sel: np.ndarray, W: np.ndarray) -> float:
-            return objective_terms(problem, sel, W).total
-
         if config.warm_start is not None:
             start = config.warm_start
         else:
             ls_deadline = None if config.time_limit is None else t0 + 0.2 * config.time_limit
             start = local_search(problem, greedy_selection(problem), deadline=ls_deadline).selection
-        W0, _ = best_assignment(problem, start)
-        inc = [value(start, W0), start, W0]
+        W0, z0 = complete(problem, start)
+        inc = [z0, start, W0]
         history.append((time.perf_counter() - t0, inc[0]))
 
         def offer(sel: np.ndarray, W: np.ndarray | None = None) -> None:
             if problem.unique or W is None:
-                W = best_assignment(problem, sel)[0]  # exact repair of any collision
-            v = value(sel, W)
+                W, v = complete(problem, sel)  # exact repair of any collision
+            else:
+                v = objective_terms(problem, sel, W).total
             if v > inc[0] + 1e-9 * max(1.0, abs(inc[0])):
                 inc[:] = [v, sel.copy(), W]
                 history.append((time.perf_counter() - t0, v))

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qpmopt.backends.base import Backend, Capabilities, OptionsError, SolverConfig
+from qpmopt.backends.base import Backend, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
 from qpmopt.search import best_assignment, complete, greedy_selection, local_search, relaxed_value, unique_polish
 from qpmopt.solution import BackendResult, Termination
@@ -268,8 +268,6 @@ class AnnealBackend(Backend):
         """Refuse up front, with a clear error, a run that would not fit in memory."""
         import psutil
         import torch
-
-        from qpmopt.backends.base import ProblemTooLargeError
 
         b = torch.finfo(dtype).bits // 8
         n_c, n_f, n_sel, C = problem.n_classes, problem.n_candidates, problem.n_features, options.num_chains

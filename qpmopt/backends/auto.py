@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from qpmopt.backends.base import Backend, Capabilities, SolverConfig, get_backend
+from qpmopt.backends.base import Backend, Capabilities, SolverConfig, _load_class, get_backend
 from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
@@ -75,8 +75,6 @@ class AutoBackend(Backend):
 
 
 def _available(name: str) -> bool:
-    from qpmopt.backends.base import _load_class
-
     return bool(_load_class(name)[0].availability())
 
 
