@@ -31,11 +31,12 @@ def test_lagrangian_closes_most_of_the_gap_on_a_preset():
     assert (lag - sol.objective) < 0.25 * (simple - sol.objective)
 
 
-def test_auto_reports_a_bound_on_the_annealer_path():
+@pytest.mark.parametrize("sdp", [False, True])
+def test_auto_reports_a_bound_on_the_annealer_path(sdp):
     inst = qpmopt.instances.generate("medium", seed=2)
     sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, time_limit=6,
-                                  options={"exact_max_vars": 0})
-    assert sol.info["auto_path"] == "anneal"
+                                  options={"exact_max_vars": 0, "sdp_bound": sdp})
+    assert sol.info["auto_path"] == ("anneal+sdp" if sdp else "anneal")
     assert sol.bound is not None and sol.bound >= sol.objective and sol.gap == pytest.approx(
         (sol.bound - sol.objective) / max(1, abs(sol.objective)))
 

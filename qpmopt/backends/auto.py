@@ -7,7 +7,10 @@
   proven bound (often optimality);
 - everything else: the annealer (GPU when present), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then a
-  few seconds of Lagrangian bounding (:mod:`qpmopt.bounds`) give a proven gap.
+  few seconds of Lagrangian bounding (:mod:`qpmopt.bounds`) give a proven gap; up to
+  :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates the annealer gets the first
+  ``1 - sdp_share`` of the time and the semidefinite bound (:mod:`qpmopt.sdp_bound`,
+  which sees the redundancy term) the rest.
 
 Without a time limit: small instances get ``exact_default_time`` seconds, large ones the
 annealer's size-dependent step budget (:func:`qpmopt.backends.anneal.default_steps`,
@@ -23,8 +26,10 @@ from dataclasses import dataclass
 
 from qpmopt.backends.base import Backend, Capabilities, SolverConfig, _load_class, get_backend
 from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
+from qpmopt.sdp_bound import sdp_applicable, sdp_upper_bound
 from qpmopt.solution import BackendResult
 
 
@@ -34,6 +39,8 @@ class AutoOptions:
     exact_max_vars: int = 20_000
     exact_default_time: float = 30.0
     warm_fraction: float = 0.2  # share of the time given to the annealer before HiGHS
+    sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
+    sdp_share: float = 0.5  # share of the time limit it gets
 
 
 class AutoBackend(Backend):
@@ -60,17 +67,27 @@ class AutoBackend(Backend):
             raw.info["auto_path"] = "anneal+highs"
             raw.history = warm.history + [h for h in raw.history if h[1] > (warm.history[-1][1] if warm.history else -math.inf)]
             return raw
+        use_sdp = options.sdp_bound if options.sdp_bound is not None else sdp_applicable(problem)
+        anneal_config = config
+        if use_sdp and config.time_limit is not None:
+            anneal_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
         anneal = get_backend("anneal")
-        raw = anneal.solve(problem, config, anneal.Options())
+        raw = anneal.solve(problem, anneal_config, anneal.Options())
         raw.info["auto_path"] = "anneal"
         if raw.selection is not None and not config.stop_requested():
-            # A cheap proven bound so that the user sees how far from optimal it can be.
-            from qpmopt.evaluate import objective_terms
-
+            # A proven bound so that the user sees how far from optimal the answer can be.
             value = objective_terms(problem, raw.selection, raw.assignment).total
             budget = 3.0 if config.time_limit is None else min(3.0, 0.05 * config.time_limit)
             raw.bound = min(simple_upper_bound(problem), lagrangian_upper_bound(
                 problem, value, iterations=3000, deadline=time.perf_counter() + budget))
+            if use_sdp and not config.stop_requested():
+                # Without a time limit it runs its fixed schedule (deterministic, about 20 s
+                # at 256 candidates on a 2-core CPU).
+                sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=value)
+                raw.bound = min(raw.bound, sdp.value)
+                raw.info["sdp_bound"] = {"value": sdp.value, "seconds": sdp.seconds,
+                                         "evaluations": sdp.evaluations, "stopped": sdp.stopped}
+                raw.info["auto_path"] = "anneal+sdp"
         return raw
 
 

@@ -1,0 +1,132 @@
+"""The semidefinite bound: weak duality for any multipliers, validity of what the optimiser
+returns, that it sees redundancy the Lagrangian bound misses, and that the exact backends
+and ``auto`` use it."""
+
+import time
+
+import numpy as np
+import pytest
+from helpers import oracle, random_instance
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qpmopt
+from qpmopt.backends._mip import MipBackend, ModelAnswer
+from qpmopt.bounds import lagrangian_upper_bound
+from qpmopt.sdp_bound import sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
+
+
+def clash_instance(seed: int):
+    """The six features every class likes most are pairwise redundant, so the optimum takes
+    few of them; a bound blind to redundancy takes them all."""
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(0, 0.4, size=(5, 12))
+    A[:, :6] += 0.6
+    R = np.zeros((12, 12))
+    R[:6, :6] = 0.8
+    np.fill_diagonal(R, 0)
+    return A, R, None
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), neg=st.booleans(), unique=st.booleans(), with_b=st.booleans(),
+       spread=st.sampled_from([0.01, 1.0, 30.0]))
+def test_any_multipliers_give_a_valid_bound(seed, neg, unique, with_b, spread):
+    # Weak duality, independent of the optimiser: g(y) >= optimum for every y.
+    rng = np.random.default_rng(seed)
+    A, R, B = random_instance(rng, 4, 7, negative_r=neg, with_b=with_b)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4, unique=unique)
+    truth = oracle(A, R, B, 2, 4, unique)
+    y = rng.normal(scale=spread, size=sdp_multiplier_count(p))
+    assert sdp_dual_value(p, y) >= truth - 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), neg=st.booleans(), unique=st.booleans(), with_b=st.booleans())
+def test_optimised_bound_is_valid_and_not_weaker_than_the_simple_one(seed, neg, unique, with_b):
+    rng = np.random.default_rng(seed)
+    A, R, B = random_instance(rng, 5, 8, negative_r=neg, with_b=with_b)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4, unique=unique)
+    truth = oracle(A, R, B, 2, 4, unique)
+    res = sdp_upper_bound(p, iterations_per_stage=60)
+    assert res.value >= truth - 1e-9
+    # y = 0 already bounds by the top-k sums plus (1 + n_sel) lambda_max; optimising must
+    # do better than the start.
+    assert res.value <= sdp_dual_value(p, np.zeros(sdp_multiplier_count(p))) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sees_redundancy_that_the_lagrangian_bound_misses(seed):
+    A, R, B = clash_instance(seed)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    lag = lagrangian_upper_bound(p, truth, iterations=2000)
+    sdp = sdp_upper_bound(p).value
+    assert truth - 1e-9 <= sdp
+    assert sdp < lag - 0.25 * (lag - truth), (truth, sdp, lag)
+
+
+def test_bound_scales_with_the_matrices():
+    A, R, B = random_instance(np.random.default_rng(3), 5, 8)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    big = qpmopt.Problem.from_arrays(250 * A, 250 * R, 250 * B, k=2, n_features=4)
+    assert sdp_upper_bound(big).value == pytest.approx(250 * sdp_upper_bound(p).value, rel=1e-6)
+
+
+def test_deterministic_without_deadline_and_valid_when_out_of_time():
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    assert sdp_upper_bound(p).value == sdp_upper_bound(p).value
+    late = sdp_upper_bound(p, deadline=time.perf_counter() - 1.0)
+    assert late.stopped == "deadline" and late.evaluations == 1 and late.value >= truth
+
+
+def test_stops_at_target():
+    inst = qpmopt.instances.generate("small", seed=0)
+    p = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    full = sdp_upper_bound(p, iterations_per_stage=80)
+    target = full.value * 1.05
+    early = sdp_upper_bound(p, iterations_per_stage=80, target=target)
+    assert early.stopped == "target" and early.evaluations < full.evaluations
+    assert early.value <= target * (1 + 1e-9)
+
+
+def test_rejects_a_wrong_multiplier_vector():
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    with pytest.raises(ValueError, match="multipliers: expected shape"):
+        sdp_dual_value(p, np.zeros(3))
+
+
+class _NoSolver(MipBackend):
+    """A MILP backend whose solver never finds anything nor proves a bound: the driver's
+    answer is its warm start, and its bound must come from the driver's own bounds."""
+
+    name = "nosolver"
+
+    def solve_model(self, form, time_limit, warm, config, options):
+        return ModelAnswer(x=None, bound=None, optimal=False)
+
+
+def test_mip_driver_adds_the_sdp_bound_when_the_solver_does_not_finish():
+    A, R, B = clash_instance(1)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    lag = lagrangian_upper_bound(p, truth, iterations=3000)
+    raw = _NoSolver().solve(p, qpmopt.SolverConfig(time_limit=5.0), _NoSolver.Options())
+    assert "sdp_bound" in raw.info
+    assert truth - 1e-9 <= raw.bound < lag - 0.25 * (lag - truth)
+    off = _NoSolver().solve(p, qpmopt.SolverConfig(time_limit=5.0), _NoSolver.Options(sdp_bound=False))
+    assert "sdp_bound" not in off.info and off.bound >= raw.bound
+
+
+def test_auto_adds_the_sdp_bound_on_the_annealer_path():
+    A, R, B = clash_instance(2)
+    truth = oracle(A, R, B, 2, 4, True)
+    opts = {"exact_max_vars": 0, "bruteforce_limit": 0}
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=4, seed=0, options=opts)
+    assert sol.info["auto_path"] == "anneal+sdp"
+    assert sol.bound >= truth - 1e-9 and sol.bound == pytest.approx(sol.info["sdp_bound"]["value"])
+    again = qpmopt.solve_assignment(A, R, B, 2, n_features=4, seed=0, options=opts)
+    assert again.bound == sol.bound  # no time limit: a fixed schedule, deterministic
