@@ -35,6 +35,7 @@ only use it up to :data:`SDP_MAX_FEATURES` candidate features.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,8 +71,8 @@ class SdpBound:
             margin included).
         evaluations: dual-function evaluations made.
         seconds: wall time spent.
-        stopped: ``"schedule"`` (all stages ran), ``"deadline"`` or ``"target"`` (reached
-            ``target``).
+        stopped: ``"schedule"`` (all stages ran), ``"deadline"``, ``"target"`` (reached
+            ``target``) or ``"interrupted"``.
     """
 
     value: float
@@ -234,6 +235,7 @@ def sdp_upper_bound(
     target: float | None = None,
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
     iterations_per_stage: int = 150,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SdpBound:
     """A valid upper bound on ``Z`` from the semidefinite relaxation described above.
 
@@ -248,6 +250,8 @@ def sdp_upper_bound(
         schedule: smoothing levels relative to the largest absolute matrix entry; with a
             deadline, three finer levels follow while time remains.
         iterations_per_stage: L-BFGS iterations per smoothing level.
+        should_stop: polled before every evaluation; when it returns True (or on Ctrl-C)
+            the best bound so far is returned with ``stopped="interrupted"``.
 
     Deterministic without a deadline.  Memory: ``O(n_f^2 + n_c n_f)`` floats.
     """
@@ -263,6 +267,8 @@ def sdp_upper_bound(
     def fun(v: np.ndarray, tau: float) -> tuple[float, np.ndarray]:
         if deadline is not None and time.perf_counter() > deadline:
             raise _Stop("deadline")
+        if should_stop is not None and should_stop():
+            raise _Stop("interrupted")
         value, grad, certified = dual.smooth(v, tau)
         evaluations[0] += 1
         best[0] = min(best[0], certified)
@@ -284,6 +290,10 @@ def sdp_upper_bound(
             y = res.x
     except _Stop as stop:
         stopped = str(stop)
+    except KeyboardInterrupt:
+        # Like the backends: Ctrl-C ends the work, not the caller's program; what was
+        # certified so far is still a bound.
+        stopped = "interrupted"
     if not np.isfinite(best[0]):
         # Not even one evaluation fitted before the deadline: y = 0 still gives a bound.
         value, err = dual.exact(y)

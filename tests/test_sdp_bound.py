@@ -130,3 +130,37 @@ def test_auto_adds_the_sdp_bound_on_the_annealer_path():
     assert sol.bound >= truth - 1e-9 and sol.bound == pytest.approx(sol.info["sdp_bound"]["value"])
     again = qpmopt.solve_assignment(A, R, B, 2, n_features=4, seed=0, options=opts)
     assert again.bound == sol.bound  # no time limit: a fixed schedule, deterministic
+
+
+def _stop_after(n: int, exc: type[BaseException] | None = None):
+    calls = [0]
+
+    def should_stop() -> bool:
+        calls[0] += 1
+        if calls[0] > n:
+            if exc is not None:
+                raise exc
+            return True
+        return False
+
+    return should_stop
+
+
+@pytest.mark.parametrize("exc", [None, KeyboardInterrupt])
+def test_interrupt_returns_the_bound_so_far(exc):
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    res = sdp_upper_bound(p, should_stop=_stop_after(5, exc))
+    assert res.stopped == "interrupted" and res.evaluations == 5 and res.value >= truth - 1e-9
+
+
+def test_mip_driver_reports_an_interrupt_during_the_sdp_bound():
+    A, R, B = clash_instance(1)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    # The driver polls should_stop a few times before the SDP phase; stop well inside it.
+    cfg = qpmopt.SolverConfig(time_limit=5.0, should_stop=_stop_after(40))
+    raw = _NoSolver().solve(p, cfg, _NoSolver.Options())
+    assert raw.termination == qpmopt.Termination.INTERRUPTED
+    assert raw.info["sdp_bound"]["stopped"] == "interrupted"
+    assert raw.bound >= oracle(A, R, B, 2, 4, True) - 1e-9

@@ -160,8 +160,10 @@ class MipBackend(Backend):
             path = "lns"
             proven, term, info = self._lns(problem, search_config, options, inc, offer)
         if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
-            sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=inc[0])
+            sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=inc[0], should_stop=config.should_stop)
             bound = min(bound, sdp.value)
+            if sdp.stopped == "interrupted":
+                term = Termination.INTERRUPTED
             info["sdp_bound"] = {"value": sdp.value, "seconds": sdp.seconds, "evaluations": sdp.evaluations,
                                  "stopped": sdp.stopped}
         info.update({"path": path, "warm_start_objective": history[0][1]})

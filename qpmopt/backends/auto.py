@@ -30,7 +30,7 @@ from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import sdp_applicable, sdp_upper_bound
-from qpmopt.solution import BackendResult
+from qpmopt.solution import BackendResult, Termination
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,11 @@ class AutoBackend(Backend):
             if use_sdp and not config.stop_requested():
                 # Without a time limit it runs its fixed schedule (deterministic, about 20 s
                 # at 256 candidates on a 2-core CPU).
-                sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=value)
+                sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=value,
+                                      should_stop=config.should_stop)
                 raw.bound = min(raw.bound, sdp.value)
+                if sdp.stopped == "interrupted":
+                    raw.termination = Termination.INTERRUPTED
                 raw.info["sdp_bound"] = {"value": sdp.value, "seconds": sdp.seconds,
                                          "evaluations": sdp.evaluations, "stopped": sdp.stopped}
                 raw.info["auto_path"] = "anneal+sdp"
