@@ -34,6 +34,7 @@ only use it up to :data:`SDP_MAX_FEATURES` candidate features.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -236,6 +237,7 @@ def sdp_upper_bound(
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
     iterations_per_stage: int = 150,
     should_stop: Callable[[], bool] | None = None,
+    verbose: bool = False,
 ) -> SdpBound:
     """A valid upper bound on ``Z`` from the semidefinite relaxation described above.
 
@@ -252,6 +254,7 @@ def sdp_upper_bound(
         iterations_per_stage: L-BFGS iterations per smoothing level.
         should_stop: polled before every evaluation; when it returns True (or on Ctrl-C)
             the best bound so far is returned with ``stopped="interrupted"``.
+        verbose: print one progress line per smoothing level to stderr.
 
     Deterministic without a deadline.  Memory: ``O(n_f^2 + n_c n_f)`` floats.
     """
@@ -288,6 +291,9 @@ def sdp_upper_bound(
             res = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=bounds,
                            options={"maxiter": iterations_per_stage, "maxcor": 5})
             y = res.x
+            if verbose:
+                print(f"sdp bound: tau={tau:.2g} bound={scale * best[0]:.8g} evaluations={evaluations[0]} "
+                      f"{time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     except _Stop as stop:
         stopped = str(stop)
     except KeyboardInterrupt:

@@ -164,3 +164,12 @@ def test_mip_driver_reports_an_interrupt_during_the_sdp_bound():
     assert raw.termination == qpmopt.Termination.INTERRUPTED
     assert raw.info["sdp_bound"]["stopped"] == "interrupted"
     assert raw.bound >= oracle(A, R, B, 2, 4, True) - 1e-9
+
+
+def test_verbose_prints_one_line_per_level(capsys):
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    res = sdp_upper_bound(p, schedule=(0.03, 0.01), iterations_per_stage=20, verbose=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sdp bound:")]
+    assert len(lines) == 2
+    assert float(lines[-1].split("bound=")[1].split()[0]) == pytest.approx(res.value, rel=1e-7)

@@ -160,7 +160,8 @@ class MipBackend(Backend):
             path = "lns"
             proven, term, info = self._lns(problem, search_config, options, inc, offer)
         if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
-            sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=inc[0], should_stop=config.should_stop)
+            sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=inc[0],
+                                  should_stop=config.should_stop, verbose=config.verbose)
             bound = min(bound, sdp.value)
             if sdp.stopped == "interrupted":
                 term = Termination.INTERRUPTED

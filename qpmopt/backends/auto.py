@@ -84,7 +84,7 @@ class AutoBackend(Backend):
                 # Without a time limit it runs its fixed schedule (deterministic, about 20 s
                 # at 256 candidates on a 2-core CPU).
                 sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=value,
-                                      should_stop=config.should_stop)
+                                      should_stop=config.should_stop, verbose=config.verbose)
                 raw.bound = min(raw.bound, sdp.value)
                 if sdp.stopped == "interrupted":
                     raw.termination = Termination.INTERRUPTED
