@@ -48,6 +48,7 @@ from qpmopt.problem import Problem
 __all__ = [
     "SDP_MAX_FEATURES",
     "SdpBound",
+    "estimated_seconds",
     "sdp_applicable",
     "sdp_dual_value",
     "sdp_multiplier_count",
@@ -55,8 +56,17 @@ __all__ = [
 ]
 
 #: Above this many candidate features one eigendecomposition costs too much (cubic) for
-#: the bound to converge within a minute on a laptop CPU; callers skip it there.
-SDP_MAX_FEATURES = 600
+#: the bound to converge within half a minute on a laptop CPU; callers skip it there.
+#: Measured on a 2-core CPU: 20 to 40 ms per step at 256 features, 90 ms at 512 (where
+#: 30 s gave 177 against the Lagrangian bound's 163, not converged); at 2 048, 400 s gave
+#: 478 against 328.
+SDP_MAX_FEATURES = 400
+
+#: Seconds of a full default schedule per second of one evaluation timed up front:
+#: about 700 steps, each costing 2 to 5 times the up-front evaluation once the optimiser's
+#: own work and the harder matrices met later are counted (calibrated on medium-1, 12 to
+#: 25 s against an 8 s estimate at 1 400, and on a 512-candidate instance).
+_COST_FACTOR = 3000
 
 #: Smoothing stages, in units of the largest matrix entry: large first (an easy, smooth
 #: function), then smaller (closer to the exact dual function).  Measured on medium-1.
@@ -82,9 +92,26 @@ class SdpBound:
     stopped: str
 
 
-def sdp_applicable(problem: Problem) -> bool:
-    """Whether the instance is small enough for :func:`sdp_upper_bound` to pay off."""
-    return problem.n_candidates <= SDP_MAX_FEATURES and problem.n_features >= 2
+def sdp_applicable(problem: Problem, seconds: float | None = None) -> bool:
+    """Whether :func:`sdp_upper_bound` can pay off: at most :data:`SDP_MAX_FEATURES`
+    candidates and, when ``seconds`` is given, :func:`estimated_seconds` within it (a
+    bound stopped far from convergence is weaker than the Lagrangian one)."""
+    if problem.n_candidates > SDP_MAX_FEATURES or problem.n_features < 2:
+        return False
+    return seconds is None or estimated_seconds(problem) <= seconds
+
+
+def estimated_seconds(problem: Problem) -> float:
+    """Time the default schedule is expected to take on this machine, from one timed
+    evaluation (the faster of two, the first pays for allocations)."""
+    dual, _ = _scaled_dual(problem)
+    y = np.zeros(dual.lay.size)
+    best = np.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        dual.smooth(y, DEFAULT_SCHEDULE[0])
+        best = min(best, time.perf_counter() - t0)
+    return _COST_FACTOR * best
 
 
 class _Layout:

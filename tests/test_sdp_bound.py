@@ -173,3 +173,15 @@ def test_verbose_prints_one_line_per_level(capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sdp bound:")]
     assert len(lines) == 2
     assert float(lines[-1].split("bound=")[1].split()[0]) == pytest.approx(res.value, rel=1e-7)
+
+
+def test_applicability_follows_size_and_time():
+    from qpmopt.sdp_bound import SDP_MAX_FEATURES, sdp_applicable
+
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    assert sdp_applicable(p) and sdp_applicable(p, 60.0)
+    assert not sdp_applicable(p, 1e-9)  # no time to converge: the Lagrangian bound is better
+    n_f = SDP_MAX_FEATURES + 1
+    big = qpmopt.Problem.from_arrays(np.ones((2, n_f)), None, None, k=2, n_features=4)
+    assert not sdp_applicable(big)

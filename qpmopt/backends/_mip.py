@@ -12,10 +12,11 @@ solver and reports ``(x, bound, optimal)``; everything else is here, once:
 - honest bounds: a solver bound is used only when it comes from a model of the full
   problem (missing uniqueness cuts only relax it); restricted models contribute none.
   The Lagrangian bound of :func:`~qpmopt.bounds.lagrangian_upper_bound` always applies;
-  on instances of up to :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates that the
-  solver does not close in the first half of its time, the semidefinite bound of
-  :mod:`qpmopt.sdp_bound` gets the second half (the solver's own LP-based bound barely
-  sees the redundancy term: 33% gap on the shared medium-1 after 60 s, 6% with it).
+  on instances of up to :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates, when it is
+  expected to converge in half the time limit and the solver has not closed the gap in
+  the first half, the semidefinite bound of :mod:`qpmopt.sdp_bound` gets the second half
+  (the solver's own LP-based bound barely sees the redundancy term: 33% gap on the
+  shared medium-1 after 60 s, 6% with it).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _use_sdp(problem: Problem, config: SolverConfig, options: MipOptions) -> boo
     if options.sdp_bound is False or config.time_limit is None:
         # Without a time limit the solver runs to a proof; the SDP bound would add nothing.
         return False
-    return True if options.sdp_bound else sdp_applicable(problem)
+    return True if options.sdp_bound else sdp_applicable(problem, options.sdp_share * config.time_limit)
 
 
 def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:

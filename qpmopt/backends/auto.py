@@ -67,7 +67,10 @@ class AutoBackend(Backend):
             raw.info["auto_path"] = "anneal+highs"
             raw.history = warm.history + [h for h in raw.history if h[1] > (warm.history[-1][1] if warm.history else -math.inf)]
             return raw
-        use_sdp = options.sdp_bound if options.sdp_bound is not None else sdp_applicable(problem)
+        if options.sdp_bound is not None:
+            use_sdp = options.sdp_bound
+        else:
+            use_sdp = sdp_applicable(problem, None if config.time_limit is None else options.sdp_share * config.time_limit)
         anneal_config = config
         if use_sdp and config.time_limit is not None:
             anneal_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
