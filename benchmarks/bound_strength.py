@@ -1,0 +1,72 @@
+"""How tight each upper bound is, side by side, in one process: the simple bound, the
+Lagrangian bound (``W <= s`` relaxed) and the semidefinite bound, on the shared
+``medium-1`` and the ``small`` and ``medium`` presets.  The gap is measured against the
+best objective the annealer finds (20 s).  Writes ``benchmarks/results/bound_strength.json``
+with the machine description.
+
+    python benchmarks/bound_strength.py [--out PATH] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import qpmopt
+from qpmopt.bench import machine_info
+from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+from qpmopt.instances import generate
+from qpmopt.io import write_json
+from qpmopt.sdp_bound import sdp_upper_bound
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "instances"
+
+
+def instances():
+    with np.load(SHARED / "medium-1.npz") as d:
+        yield "medium-1", tuple(d[x].astype(np.float64) for x in "ARB"), 5, 30
+    for preset in ("small", "medium"):
+        inst = generate(preset, seed=0)
+        yield preset, inst.arrays(), inst.k, inst.n_features
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_strength.json")
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args()
+    if args.out.exists() and not args.force:
+        print(f"--out: {args.out} exists; pass --force to overwrite", file=sys.stderr)
+        return 2
+    rows = []
+    for name, (A, R, B), k, n_sel in instances():
+        problem = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel)
+        best = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, backend="anneal", time_limit=20, seed=0)
+        z = best.objective
+        t = time.perf_counter()
+        simple = simple_upper_bound(problem)
+        lag = lagrangian_upper_bound(problem, z, iterations=3000)
+        t_lag = time.perf_counter() - t
+        sdp = sdp_upper_bound(problem)
+        row = {"instance": name, "objective": z, "simple": simple, "lagrangian": lag, "lagrangian_seconds": t_lag,
+               "sdp": sdp.value, "sdp_seconds": sdp.seconds, "sdp_evaluations": sdp.evaluations}
+        for key in ("simple", "lagrangian", "sdp"):
+            row[f"{key}_gap"] = (row[key] - z) / max(1.0, abs(z))
+        rows.append(row)
+        print(f"{name}: objective {z:.5f}; simple {simple:.4f} ({row['simple_gap']:.1%}); "
+              f"Lagrangian {lag:.4f} ({row['lagrangian_gap']:.1%}, {t_lag:.1f} s); "
+              f"SDP {sdp.value:.4f} ({row['sdp_gap']:.1%}, {sdp.seconds:.1f} s, {sdp.evaluations} evaluations)",
+              flush=True)
+    write_json(args.out, {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows},
+               force=True)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
