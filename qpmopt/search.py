@@ -25,6 +25,7 @@ __all__ = [
     "greedy_selection",
     "swap_deltas",
     "local_search",
+    "iterated_local_search",
     "best_assignment",
     "LocalSearchResult",
     "complete",
@@ -166,6 +167,56 @@ def local_search(
 
 
 # --- exact assignment for a given selection -------------------------------------------
+
+
+def iterated_local_search(
+    problem: Problem,
+    selection: np.ndarray,
+    *,
+    seed: int = 0,
+    max_rounds: int = 200,
+    deadline: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LocalSearchResult:
+    """Swap local search restarted from random perturbations of the best selection.
+
+    Each round swaps 2 to 4 random selected features for random unselected ones, runs
+    :func:`local_search` to a local optimum and keeps it if its relaxed value is higher.
+    Deterministic given ``seed`` when ``max_rounds`` ends it (not ``deadline``).  Why: the
+    landscape is rugged, and on the shared ``medium-1`` 1 to 3 s of this lift a plain local
+    search from 52.19 to 53.67 to 53.68 (2-core CPU), which the exact backends then start from.
+
+    Args:
+        selection: ``(n_f,)`` bool mask with ``n_features`` entries set (the start).
+        should_stop: polled once per round; ``True`` (or Ctrl-C) ends it with
+            ``interrupted=True`` and the best selection so far.
+    """
+    rng = np.random.default_rng(seed)
+    best = local_search(problem, selection, deadline=deadline)
+    sel, value, rounds = best.selection, best.value, 0
+    interrupted = best.interrupted
+    on_count = int(sel.sum())
+    if on_count in (0, sel.size):
+        return best
+    try:
+        while rounds < max_rounds and not interrupted:
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            if should_stop is not None and should_stop():
+                interrupted = True
+                break
+            trial = sel.copy()
+            on, off = np.flatnonzero(trial), np.flatnonzero(~trial)
+            m = int(min(rng.integers(2, 5), on.size, off.size))
+            trial[rng.choice(on, m, replace=False)] = False
+            trial[rng.choice(off, m, replace=False)] = True
+            res = local_search(problem, trial, deadline=deadline)
+            rounds += 1
+            if res.value > value + 1e-12 * max(1.0, abs(value)):
+                sel, value = res.selection, res.value
+    except KeyboardInterrupt:
+        interrupted = True
+    return LocalSearchResult(sel, value, rounds, not interrupted, interrupted)
 
 
 def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int, ...]], float]:

@@ -158,8 +158,11 @@ def test_interrupt_returns_the_bound_so_far(exc):
 def test_mip_driver_reports_an_interrupt_during_the_sdp_bound():
     A, R, B = clash_instance(1)
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
-    # The driver polls should_stop a few times before the SDP phase; stop well inside it.
-    cfg = qpmopt.SolverConfig(time_limit=5.0, should_stop=_stop_after(40))
+    # With a warm start the driver polls should_stop only a few times before the SDP
+    # phase; stop well inside it.
+    warm = np.zeros(12, dtype=bool)
+    warm[[0, 6, 7, 8]] = True
+    cfg = qpmopt.SolverConfig(time_limit=5.0, should_stop=_stop_after(40), warm_start=warm)
     raw = _NoSolver().solve(p, cfg, _NoSolver.Options())
     assert raw.termination == qpmopt.Termination.INTERRUPTED
     assert raw.info["sdp_bound"]["stopped"] == "interrupted"

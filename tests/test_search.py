@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+import pytest
 from helpers import _best_distinct
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -80,3 +81,50 @@ def test_unique_polish_repairs_a_relaxed_optimum_where_uniqueness_binds():
     truth = oracle(p.A, p.R, p.B, p.k, p.n_features, True)
     assert true_value(p, relaxed) < truth - 1e-6  # the relaxed search alone misses it
     assert true_value(p, polished) == __import__("pytest").approx(truth, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n_sel=st.integers(2, 5))
+def test_iterated_local_search_never_loses_and_reports_its_value(seed, n_sel):
+    from qpmopt.search import iterated_local_search
+
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(-0.2, 1, size=(4, 9))
+    R = rng.uniform(0, 0.5, size=(9, 9))
+    R = (R + R.T) / 2
+    p = Problem.from_arrays(A, R, rng.uniform(-0.2, 0.2, 9), k=1, n_features=n_sel, unique=False)
+    start = greedy_selection(p)
+    res = iterated_local_search(p, start, seed=seed, max_rounds=20)
+    assert res.selection.sum() == n_sel
+    assert res.value == pytest.approx(relaxed_value(p, res.selection), abs=1e-12)
+    assert res.value >= local_search(p, start).value - 1e-12
+    again = iterated_local_search(p, start, seed=seed, max_rounds=20)
+    assert np.array_equal(again.selection, res.selection)
+
+
+def test_iterated_local_search_escapes_a_local_optimum():
+    from qpmopt.instances import generate
+    from qpmopt.search import iterated_local_search
+
+    inst = generate("small", seed=1)  # plain swap search stops at 21.4468 here
+    p = Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    start = greedy_selection(p)
+    assert iterated_local_search(p, start, max_rounds=200).value > local_search(p, start).value + 0.05
+
+
+def test_iterated_local_search_stops_when_asked():
+    from qpmopt.instances import generate
+    from qpmopt.search import iterated_local_search
+
+    inst = generate("small", seed=1)
+    p = Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    calls = [0]
+
+    def stop():
+        calls[0] += 1
+        if calls[0] > 3:
+            raise KeyboardInterrupt
+        return False
+
+    res = iterated_local_search(p, greedy_selection(p), max_rounds=10**6, should_stop=stop)
+    assert res.interrupted and res.iterations == 3 and res.selection.sum() == inst.n_features

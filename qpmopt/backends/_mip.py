@@ -3,7 +3,7 @@
 A concrete backend only renders a :class:`~qpmopt.formulation.Formulation` into its
 solver and reports ``(x, bound, optimal)``; everything else is here, once:
 
-- the warm start (the caller's, else greedy + swap local search);
+- the warm start (the caller's, else greedy + iterated swap local search);
 - *full* path (instances whose model fits ``max_full_vars``): the whole model, with
   uniqueness cuts added lazily for the class pairs that collide, re-solved until none do;
 - *LNS* path (larger instances): large-neighbourhood search that frees a few selected
@@ -35,7 +35,7 @@ from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import sdp_applicable, sdp_upper_bound
-from qpmopt.search import complete, greedy_selection, local_search, swap_deltas
+from qpmopt.search import complete, greedy_selection, iterated_local_search, swap_deltas
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -61,6 +61,8 @@ class MipOptions:
     default_time_limit: float = 60.0  # used by the LNS path when no time_limit is given
     sdp_bound: bool | None = None  # semidefinite bound under a time limit (None: up to SDP_MAX_FEATURES)
     sdp_share: float = 0.5  # share of the time limit kept for it when the solver does not finish
+    warm_share: float = 0.1  # share of the time limit for the iterated local search warm start
+    warm_rounds: int = 200  # its rounds when there is no time limit
     solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
 
 
@@ -126,14 +128,25 @@ class MipBackend(Backend):
         t0 = config.start_time
         history: list[tuple[float, float]] = []
 
+        interrupted = False
         if config.warm_start is not None:
             start = config.warm_start
         else:
-            ls_deadline = None if config.time_limit is None else t0 + 0.2 * config.time_limit
-            start = local_search(problem, greedy_selection(problem), deadline=ls_deadline).selection
+            # Iterated swap search: under a time limit for its share of it, else for a fixed
+            # number of rounds (deterministic).
+            timed = config.time_limit is not None
+            ils = iterated_local_search(
+                problem, greedy_selection(problem), seed=config.seed,
+                max_rounds=10**9 if timed else options.warm_rounds,
+                deadline=t0 + options.warm_share * config.time_limit if timed else None,
+                should_stop=config.should_stop)
+            start, interrupted = ils.selection, ils.interrupted
         W0, z0 = complete(problem, start)
         inc = [z0, start, W0]
         history.append((time.perf_counter() - t0, inc[0]))
+        if interrupted:
+            return BackendResult(start, W0, Termination.INTERRUPTED, bound=simple_upper_bound(problem),
+                                 history=history, info={"path": "warm_start", "warm_start_objective": z0})
 
         def offer(sel: np.ndarray, W: np.ndarray | None = None) -> None:
             if problem.unique or W is None:
