@@ -175,6 +175,7 @@ def iterated_local_search(
     *,
     seed: int = 0,
     max_rounds: int = 200,
+    max_stall: int | None = None,
     deadline: float | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> LocalSearchResult:
@@ -188,6 +189,8 @@ def iterated_local_search(
 
     Args:
         selection: ``(n_f,)`` bool mask with ``n_features`` entries set (the start).
+        max_stall: stop after this many rounds in a row without improvement (``None``:
+            never).
         should_stop: polled once per round; ``True`` (or Ctrl-C) ends it with
             ``interrupted=True`` and the best selection so far.
     """
@@ -198,8 +201,11 @@ def iterated_local_search(
     on_count = int(sel.sum())
     if on_count in (0, sel.size):
         return best
+    last_gain = 0
     try:
         while rounds < max_rounds and not interrupted:
+            if max_stall is not None and rounds - last_gain >= max_stall:
+                break
             if deadline is not None and time.perf_counter() >= deadline:
                 break
             if should_stop is not None and should_stop():
@@ -213,7 +219,7 @@ def iterated_local_search(
             res = local_search(problem, trial, deadline=deadline)
             rounds += 1
             if res.value > value + 1e-12 * max(1.0, abs(value)):
-                sel, value = res.selection, res.value
+                sel, value, last_gain = res.selection, res.value, rounds
     except KeyboardInterrupt:
         interrupted = True
     return LocalSearchResult(sel, value, rounds, not interrupted, interrupted)

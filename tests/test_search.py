@@ -128,3 +128,16 @@ def test_iterated_local_search_stops_when_asked():
 
     res = iterated_local_search(p, greedy_selection(p), max_rounds=10**6, should_stop=stop)
     assert res.interrupted and res.iterations == 3 and res.selection.sum() == inst.n_features
+
+
+def test_iterated_local_search_stops_after_a_stall():
+    from qpmopt.instances import generate
+    from qpmopt.search import iterated_local_search
+
+    inst = generate("tiny", seed=0)
+    p = Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    res = iterated_local_search(p, greedy_selection(p), max_rounds=10**5, max_stall=30)
+    # ends 30 rounds after its last improvement, far below max_rounds
+    assert 30 <= res.iterations < 10**5 and not res.interrupted
+    full = iterated_local_search(p, greedy_selection(p), max_rounds=res.iterations)
+    assert full.value == res.value
