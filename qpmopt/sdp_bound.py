@@ -53,6 +53,7 @@ __all__ = [
     "sdp_dual_value",
     "sdp_multiplier_count",
     "sdp_upper_bound",
+    "sdp_wanted",
 ]
 
 #: Above this many candidate features one eigendecomposition costs too much (cubic) for
@@ -99,6 +100,12 @@ def sdp_applicable(problem: Problem, seconds: float | None = None) -> bool:
     if problem.n_candidates > SDP_MAX_FEATURES or problem.n_features < 2:
         return False
     return seconds is None or estimated_seconds(problem) <= seconds
+
+
+def sdp_wanted(problem: Problem, option: bool | None, seconds: float | None) -> bool:
+    """A backend's ``sdp_bound`` option resolved: ``True``/``False`` as given, ``None``
+    as :func:`sdp_applicable` says for the ``seconds`` it would get."""
+    return option if option is not None else sdp_applicable(problem, seconds)
 
 
 def estimated_seconds(problem: Problem) -> float:

@@ -174,7 +174,7 @@ def iterated_local_search(
     selection: np.ndarray,
     *,
     seed: int = 0,
-    max_rounds: int = 200,
+    max_rounds: int | None = 200,
     max_stall: int | None = None,
     deadline: float | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -189,6 +189,8 @@ def iterated_local_search(
 
     Args:
         selection: ``(n_f,)`` bool mask with ``n_features`` entries set (the start).
+        max_rounds: perturbation rounds at most (``None``: no limit; then give a
+            ``deadline``, ``max_stall`` or ``should_stop``).
         max_stall: stop after this many rounds in a row without improvement (``None``:
             never).
         should_stop: polled once per round; ``True`` (or Ctrl-C) ends it with
@@ -203,7 +205,7 @@ def iterated_local_search(
         return best
     last_gain = 0
     try:
-        while rounds < max_rounds and not interrupted:
+        while (max_rounds is None or rounds < max_rounds) and not interrupted:
             if max_stall is not None and rounds - last_gain >= max_stall:
                 break
             if deadline is not None and time.perf_counter() >= deadline:

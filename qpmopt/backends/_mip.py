@@ -34,7 +34,7 @@ from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_applicable, sdp_upper_bound
+from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
 from qpmopt.search import complete, greedy_selection, iterated_local_search, swap_deltas
 from qpmopt.solution import BackendResult, Termination
 
@@ -93,10 +93,10 @@ def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: Sol
 
 
 def _use_sdp(problem: Problem, config: SolverConfig, options: MipOptions) -> bool:
-    if options.sdp_bound is False or config.time_limit is None:
+    if config.time_limit is None:
         # Without a time limit the solver runs to a proof; the SDP bound would add nothing.
         return False
-    return True if options.sdp_bound else sdp_applicable(problem, options.sdp_share * config.time_limit)
+    return sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit)
 
 
 def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -137,7 +137,7 @@ class MipBackend(Backend):
             timed = config.time_limit is not None
             ils = iterated_local_search(
                 problem, greedy_selection(problem), seed=config.seed,
-                max_rounds=10**9 if timed else options.warm_rounds,
+                max_rounds=None if timed else options.warm_rounds,
                 # Small instances settle long before the time share is used up; on medium-1
                 # improvements came up to about 3 000 rounds apart (256 candidates).
                 max_stall=20 * problem.n_candidates if timed else None,
@@ -182,8 +182,7 @@ class MipBackend(Backend):
             bound = min(bound, sdp.value)
             if sdp.stopped == "interrupted":
                 term = Termination.INTERRUPTED
-            info["sdp_bound"] = {"value": sdp.value, "seconds": sdp.seconds, "evaluations": sdp.evaluations,
-                                 "stopped": sdp.stopped}
+            info["sdp_bound"] = dataclasses.asdict(sdp)
         info.update({"path": path, "warm_start_objective": history[0][1]})
         return BackendResult(inc[1], inc[2], term, bound=bound, proven_optimal=proven, history=history, info=info)
 

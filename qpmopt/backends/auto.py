@@ -29,7 +29,7 @@ from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_applicable, sdp_upper_bound
+from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -67,10 +67,8 @@ class AutoBackend(Backend):
             raw.info["auto_path"] = "anneal+highs"
             raw.history = warm.history + [h for h in raw.history if h[1] > (warm.history[-1][1] if warm.history else -math.inf)]
             return raw
-        if options.sdp_bound is not None:
-            use_sdp = options.sdp_bound
-        else:
-            use_sdp = sdp_applicable(problem, None if config.time_limit is None else options.sdp_share * config.time_limit)
+        use_sdp = sdp_wanted(problem, options.sdp_bound,
+                             None if config.time_limit is None else options.sdp_share * config.time_limit)
         anneal_config = config
         if use_sdp and config.time_limit is not None:
             anneal_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
@@ -91,8 +89,7 @@ class AutoBackend(Backend):
                 raw.bound = min(raw.bound, sdp.value)
                 if sdp.stopped == "interrupted":
                     raw.termination = Termination.INTERRUPTED
-                raw.info["sdp_bound"] = {"value": sdp.value, "seconds": sdp.seconds,
-                                         "evaluations": sdp.evaluations, "stopped": sdp.stopped}
+                raw.info["sdp_bound"] = dataclasses.asdict(sdp)
                 raw.info["auto_path"] = "anneal+sdp"
         return raw
 
