@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import reference
 
 import qpmopt
 from qpmopt.bench import machine_info
@@ -24,14 +26,8 @@ from qpmopt.instances import generate
 from qpmopt.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "instances"
-# from shared/instances/README.md
-BEST_KNOWN = {"cub-1": (289.12512, 50, 15.0), "medium-1": (53.68412, 30, 5.0)}
-
-
-def load(name: str):
-    with np.load(SHARED / f"{name}.npz") as d:
-        return tuple(d[x].astype(np.float64) for x in "ARB")
+#: seconds within which the annealer should reach each reference instance's best known objective
+LIMITS = {"cub-1": 15.0, "medium-1": 5.0}
 
 
 def time_to(history, target):
@@ -47,15 +43,16 @@ def main() -> int:
     args = ap.parse_args()
     out: dict = {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "shared": {}}
 
-    for name, (target, n_sel, limit) in BEST_KNOWN.items():
-        if not (SHARED / f"{name}.npz").exists():
-            print(f"skip {name}: {SHARED} not found", file=sys.stderr)
+    for name, limit in LIMITS.items():
+        k, n_sel, target = reference.REFERENCE[name]
+        if not reference.path(name).exists():
+            print(f"skip {name}: {reference.SHARED} not found", file=sys.stderr)
             continue
-        A, R, B = load(name)
-        base = qpmopt.solve_assignment(A, R, B, 5, n_features=n_sel, backend="localsearch")
+        A, R, B = reference.load(name)
+        base = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, backend="localsearch")
         runs = []
         for seed in range(args.seeds):
-            s = qpmopt.solve_assignment(A, R, B, 5, n_features=n_sel, backend="anneal", time_limit=limit, seed=seed)
+            s = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, backend="anneal", time_limit=limit, seed=seed)
             runs.append({"seed": seed, "objective": s.objective, "time_to_best_known": time_to(s.history, target),
                          "wall_time": s.wall_time, "steps": s.info["steps"], "features": s.features.tolist()})
             print(f"{name} seed {seed}: {s.objective:.5f}, best known {target} reached at "
@@ -88,7 +85,7 @@ def main() -> int:
         R = rng.uniform(-0.2, 0.6, (n_f, n_f))
         R = (R + R.T) / 2
         B = rng.uniform(-0.3, 0.3, n_f)
-        unique = bool(rng.integers(0, 2)) and __import__("math").comb(n_sel, k) >= n_c
+        unique = bool(rng.integers(0, 2)) and math.comb(n_sel, k) >= n_c
         opt = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, unique=unique, backend="bruteforce")
         s = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, unique=unique, backend="anneal", seed=case,
                                     options={"max_steps": 300, "num_chains": 4})

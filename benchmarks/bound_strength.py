@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import reference
 
 import qpmopt
 from qpmopt.bench import machine_info
@@ -24,12 +24,11 @@ from qpmopt.io import write_json
 from qpmopt.sdp_bound import sdp_upper_bound
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "instances"
 
 
 def instances():
-    with np.load(SHARED / "medium-1.npz") as d:
-        yield "medium-1", tuple(d[x].astype(np.float64) for x in "ARB"), 5, 30
+    k, n_sel, _ = reference.REFERENCE["medium-1"]
+    yield "medium-1", reference.load("medium-1"), k, n_sel
     for preset in ("small", "medium"):
         inst = generate(preset, seed=0)
         yield preset, inst.arrays(), inst.k, inst.n_features

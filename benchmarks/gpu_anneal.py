@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import reference
 import torch
 
 import qpmopt
@@ -24,7 +24,6 @@ from qpmopt.bench import machine_info
 from qpmopt.instances import generate
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "instances"
 
 
 def main() -> int:
@@ -37,9 +36,9 @@ def main() -> int:
         return 2
     out = {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": []}
     cases = []
-    if (SHARED / "cub-1.npz").exists():
-        with np.load(SHARED / "cub-1.npz") as d:
-            cases.append(("cub-1", tuple(d[x].astype(np.float64) for x in "ARB"), 5, 50, 289.12512, 10.0))
+    if reference.path("cub-1").exists():
+        k, n_sel, best_known = reference.REFERENCE["cub-1"]
+        cases.append(("cub-1", reference.load("cub-1"), k, n_sel, best_known, 10.0))
     inst = generate("imagenet", seed=1)
     base = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="localsearch")
     cases.append(("imagenet-preset", inst.arrays(), inst.k, inst.n_features, base.objective + 1e-9, 30.0))

@@ -11,18 +11,21 @@ import sys
 import time
 from pathlib import Path
 
+import reference
+
 from qpmopt.bench import BenchSpec, run_benchmark
 from qpmopt.instances import PRESETS
 
 
 def main(path: str, *pairs: str) -> None:
     data = json.loads(Path(path).read_text())
-    shared = Path(__file__).resolve().parents[2] / "shared" / "instances"
-    sizes = {"medium-1": (5, 30), "cub-1": (5, 50)}
     for pair in pairs:
         inst, backend = pair.split(":")
-        spec = (BenchSpec(inst, preset=inst) if inst in PRESETS else
-                BenchSpec(inst, path=str(shared / f"{inst}.npz"), k=sizes[inst][0], n_features=sizes[inst][1]))
+        if inst in PRESETS:
+            spec = BenchSpec(inst, preset=inst)
+        else:
+            k, n_sel, _ = reference.REFERENCE[inst]
+            spec = BenchSpec(inst, path=str(reference.path(inst)), k=k, n_features=n_sel)
         row = run_benchmark([spec], [backend], time_limit=data["time_limit"], seed=data.get("seed", 0))["results"][0]
         row["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         data["results"] = [row if (r["instance"], r["backend"]) == (inst, backend) else r for r in data["results"]]

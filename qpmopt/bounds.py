@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from qpmopt.problem import Problem
 
-__all__ = ["simple_upper_bound"]
+__all__ = ["simple_upper_bound", "lagrangian_upper_bound"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -19,15 +21,9 @@ def simple_upper_bound(problem: Problem) -> float:
     ``Z_R + Z_B <= `` the sum of the ``n_sel`` largest ``B_i - m_i / 2``.  Handles both
     signs of ``R``.
     """
-    A, R, B, k, n_sel = problem.A, problem.R, problem.B, problem.k, problem.n_features
+    A, B, k, n_sel = problem.A, problem.B, problem.k, problem.n_features
     z_a = float(np.sort(A, axis=1)[:, -k:].sum())
-    n_f = R.shape[0]
-    if n_sel > 1:
-        off = R + np.diag(np.full(n_f, np.inf))  # exclude the diagonal from the smallest
-        m = np.partition(off, n_sel - 2, axis=1)[:, : n_sel - 1].sum(axis=1)
-    else:
-        m = np.zeros(n_f)
-    per_feature = B - 0.5 * m
+    per_feature = B - 0.5 * _pair_floor(problem)
     z_rb = float(np.sort(per_feature)[-n_sel:].sum())
     return z_a + z_rb
 
@@ -38,7 +34,7 @@ def _pair_floor(problem: Problem) -> np.ndarray:
     n_f = R.shape[0]
     if n_sel <= 1:
         return np.zeros(n_f)
-    off = R + np.diag(np.full(n_f, np.inf))
+    off = R + np.diag(np.full(n_f, np.inf))  # exclude the diagonal from the smallest
     return np.partition(off, n_sel - 2, axis=1)[:, : n_sel - 1].sum(axis=1)
 
 
@@ -57,11 +53,10 @@ def lagrangian_upper_bound(
 
     bounds ``Z`` from above (the redundancy enters through ``m_f`` as in
     :func:`simple_upper_bound`; uniqueness is dropped, which only relaxes).  ``mu = 0`` gives
-    the simple bound; subgradient steps with Polyak's rule toward ``incumbent`` (a known
-    objective) lower it.  Returns the smallest ``L`` seen.
+    the simple bound and is always evaluated (whatever the deadline), so the result is never
+    above :func:`simple_upper_bound`; subgradient steps with Polyak's rule toward
+    ``incumbent`` (a known objective) lower it.  Returns the smallest ``L`` seen.
     """
-    import time
-
     A, B, k, n_sel = problem.A, problem.B, problem.k, problem.n_features
     n_c, n_f = A.shape
     base = B - 0.5 * _pair_floor(problem)
@@ -70,8 +65,8 @@ def lagrangian_upper_bound(
     theta = 1.0
     stall = 0
     rows = np.arange(n_c)[:, None]
-    for _ in range(iterations):
-        if deadline is not None and time.perf_counter() > deadline:
+    for it in range(max(1, iterations)):
+        if it > 0 and deadline is not None and time.perf_counter() > deadline:
             break
         reduced = A - mu
         top_w = np.argpartition(-reduced, k - 1, axis=1)[:, :k]  # (n_c, k)

@@ -16,11 +16,13 @@ benchmarks that measure search quality use those instances too.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from qpmopt.io import write_atomic
 from qpmopt.matrices import (
     locality_bias,
     pearson_similarity,
@@ -135,10 +137,6 @@ def save_npz(path: str, instance: Instance, *, force: bool = False) -> None:
     Raises:
         FileExistsError: ``path`` exists and ``force`` is false.
     """
-    import io
-
-    from qpmopt.io import write_atomic
-
     buf = io.BytesIO()
     np.savez_compressed(buf, A=instance.A, R=instance.R, B=instance.B, k=instance.k, n_features=instance.n_features)
     write_atomic(path, buf.getvalue(), force=force)

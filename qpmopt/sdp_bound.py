@@ -258,9 +258,8 @@ def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
     # not depend on the caller's units; the bound is scaled back.
     scale = max(float(np.abs(problem.A).max()), float(np.abs(problem.R).max()), float(np.abs(problem.B).max()))
     scale = scale if scale > 0 else 1.0
-    R = problem.R / scale
-    R = R - np.diag(np.diag(R))  # the objective ignores the diagonal
-    return _Dual(problem.A / scale, R, problem.B / scale, problem.k, problem.n_features), scale
+    # Problem guarantees a zero diagonal of R (the objective ignores it).
+    return _Dual(problem.A / scale, problem.R / scale, problem.B / scale, problem.k, problem.n_features), scale
 
 
 def sdp_upper_bound(

@@ -166,9 +166,6 @@ def local_search(
     return LocalSearchResult(sel, relaxed_value(problem, sel), it, converged, interrupted)
 
 
-# --- exact assignment for a given selection -------------------------------------------
-
-
 def iterated_local_search(
     problem: Problem,
     selection: np.ndarray,
@@ -200,8 +197,7 @@ def iterated_local_search(
     best = local_search(problem, selection, deadline=deadline)
     sel, value, rounds = best.selection, best.value, 0
     interrupted = best.interrupted
-    on_count = int(sel.sum())
-    if on_count in (0, sel.size):
+    if not sel.any() or sel.all():  # nothing to swap
         return best
     last_gain = 0
     try:
@@ -225,6 +221,9 @@ def iterated_local_search(
     except KeyboardInterrupt:
         interrupted = True
     return LocalSearchResult(sel, value, rounds, not interrupted, interrupted)
+
+
+# --- exact assignment for a given selection -------------------------------------------
 
 
 def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int, ...]], float]:

@@ -40,3 +40,12 @@ def test_auto_reports_a_bound_on_the_annealer_path(sdp):
     assert sol.bound is not None and sol.bound >= sol.objective and sol.gap == pytest.approx(
         (sol.bound - sol.objective) / max(1, abs(sol.objective)))
 
+
+
+def test_lagrangian_out_of_time_still_gives_the_simple_bound():
+    import time
+
+    A, R, B = random_instance(np.random.default_rng(4), 4, 7)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    late = lagrangian_upper_bound(p, 0.0, iterations=100, deadline=time.perf_counter() - 1.0)
+    assert late == pytest.approx(simple_upper_bound(p), rel=1e-12)

@@ -99,6 +99,18 @@ def _use_sdp(problem: Problem, config: SolverConfig, options: MipOptions) -> boo
     return sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit)
 
 
+def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult) -> None:
+    """The semidefinite-bound phase shared by this driver and ``auto``: run
+    :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
+    proves ``incumbent``), keep the smaller bound, and record it in ``raw.info``."""
+    sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=incumbent,
+                          should_stop=config.should_stop, verbose=config.verbose)
+    raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
+    if sdp.stopped == "interrupted":
+        raw.termination = Termination.INTERRUPTED
+    raw.info["sdp_bound"] = dataclasses.asdict(sdp)
+
+
 def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
     keys = np.packbits(W, axis=1)
     groups: dict[bytes, list[int]] = {}
@@ -162,8 +174,7 @@ class MipBackend(Backend):
 
         # Lagrangian bound (W <= s relaxed), a few seconds at most: valid for the full problem.
         budget = min(10.0, 0.1 * (config.time_limit if config.time_limit is not None else options.default_time_limit))
-        bound = min(simple_upper_bound(problem),
-                    lagrangian_upper_bound(problem, inc[0], iterations=3000, deadline=time.perf_counter() + budget))
+        bound = lagrangian_upper_bound(problem, inc[0], iterations=3000, deadline=time.perf_counter() + budget)
         use_sdp = _use_sdp(problem, config, options)
         search_config = config
         if use_sdp:
@@ -176,15 +187,11 @@ class MipBackend(Backend):
         else:
             path = "lns"
             proven, term, info = self._lns(problem, search_config, options, inc, offer)
-        if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
-            sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=inc[0],
-                                  should_stop=config.should_stop, verbose=config.verbose)
-            bound = min(bound, sdp.value)
-            if sdp.stopped == "interrupted":
-                term = Termination.INTERRUPTED
-            info["sdp_bound"] = dataclasses.asdict(sdp)
         info.update({"path": path, "warm_start_objective": history[0][1]})
-        return BackendResult(inc[1], inc[2], term, bound=bound, proven_optimal=proven, history=history, info=info)
+        raw = BackendResult(inc[1], inc[2], term, bound=bound, proven_optimal=proven, history=history, info=info)
+        if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
+            tighten_with_sdp(problem, config, inc[0], raw)
+        return raw
 
     # ---- whole model, lazy uniqueness ----------------------------------------------------
     def _full(self, problem, form, config, options, inc, offer, bound):
@@ -259,12 +266,11 @@ class MipBackend(Backend):
                                      include=inc[2])
             before = inc[0]
             step_start = time.perf_counter()
-            sub_limit = min(options.lns_time, deadline - time.perf_counter() - overhead)
+            sub_limit = min(options.lns_time, deadline - step_start - overhead)
             if sub_limit <= 0.05:
                 break
-            call_start = time.perf_counter()
             ans = self.solve_model(form, sub_limit, form.encode(inc[1], inc[2]), config, options)
-            call = time.perf_counter() - call_start
+            call = time.perf_counter() - step_start
             if call < 0.9 * sub_limit:
                 floor = call if floor == 0.0 else min(floor, call)
             steps += 1

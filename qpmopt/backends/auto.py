@@ -24,13 +24,14 @@ import math
 import time
 from dataclasses import dataclass
 
+from qpmopt.backends._mip import tighten_with_sdp
 from qpmopt.backends.base import Backend, Capabilities, SolverConfig, _load_class, get_backend
-from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+from qpmopt.bounds import lagrangian_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
-from qpmopt.solution import BackendResult, Termination
+from qpmopt.sdp_bound import sdp_wanted
+from qpmopt.solution import BackendResult
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,11 @@ class AutoBackend(Backend):
             # A proven bound so that the user sees how far from optimal the answer can be.
             value = objective_terms(problem, raw.selection, raw.assignment).total
             budget = 3.0 if config.time_limit is None else min(3.0, 0.05 * config.time_limit)
-            raw.bound = min(simple_upper_bound(problem), lagrangian_upper_bound(
-                problem, value, iterations=3000, deadline=time.perf_counter() + budget))
+            raw.bound = lagrangian_upper_bound(problem, value, iterations=3000, deadline=time.perf_counter() + budget)
             if use_sdp and not config.stop_requested():
                 # Without a time limit it runs its fixed schedule (deterministic, about 20 s
                 # at 256 candidates on a 2-core CPU).
-                sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=value,
-                                      should_stop=config.should_stop, verbose=config.verbose)
-                raw.bound = min(raw.bound, sdp.value)
-                if sdp.stopped == "interrupted":
-                    raw.termination = Termination.INTERRUPTED
-                raw.info["sdp_bound"] = dataclasses.asdict(sdp)
+                tighten_with_sdp(problem, config, value, raw)
                 raw.info["auto_path"] = "anneal+sdp"
         return raw
 

@@ -1,0 +1,29 @@
+"""The shared reference instances (``../shared/instances``), once for every benchmark script:
+where they are, the parameters they were made for, and their best known objectives (from
+``shared/instances/README.md``).  They are read by path, never copied into the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "instances"
+
+#: name -> (k, n_features, best known objective)
+REFERENCE: dict[str, tuple[int, int, float]] = {
+    "medium-1": (5, 30, 53.68412),
+    "cub-1": (5, 50, 289.12512),
+}
+
+
+def path(name: str) -> Path:
+    """Where ``name`` lies (it may be missing on a machine without ``shared/``)."""
+    return SHARED / f"{name}.npz"
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(A, R, B)`` of a reference instance as float64 (they are stored as float32)."""
+    with np.load(path(name)) as d:
+        return tuple(d[x].astype(np.float64) for x in "ARB")
