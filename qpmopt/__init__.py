@@ -1,12 +1,13 @@
 """qpmopt: fast, solver-agnostic feature selection and assignment for QPM.
 
 Public API: :func:`solve_assignment`, :class:`Problem`, :class:`Solution`,
-:func:`available_backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
+:func:`available_backends`; for plug-ins :class:`Formulation`, :class:`BackendResult` and
+:mod:`qpmopt.backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
 """
 
 from qpmopt import instances
 from qpmopt._version import __version__
-from qpmopt.backends.base import (
+from qpmopt.backends import (
     Backend,
     BackendUnavailableError,
     Capabilities,
@@ -16,9 +17,10 @@ from qpmopt.backends.base import (
     UnknownBackendError,
     available_backends,
 )
+from qpmopt.formulation import Formulation
 from qpmopt.evaluate import VerificationError
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
-from qpmopt.solution import Solution, Status, Termination
+from qpmopt.solution import BackendResult, Solution, Status, Termination
 from qpmopt.solve import solve_assignment, solve_problem
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "solve_problem",
     "Problem",
     "Solution",
+    "BackendResult",
+    "Formulation",
     "Status",
     "Termination",
     "available_backends",

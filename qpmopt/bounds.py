@@ -8,7 +8,7 @@ import numpy as np
 
 from qpmopt.problem import Problem
 
-__all__ = ["simple_upper_bound", "lagrangian_upper_bound"]
+__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -36,6 +36,12 @@ def _pair_floor(problem: Problem) -> np.ndarray:
         return np.zeros(n_f)
     off = R + np.diag(np.full(n_f, np.inf))  # exclude the diagonal from the smallest
     return np.partition(off, n_sel - 2, axis=1)[:, : n_sel - 1].sum(axis=1)
+
+
+def lagrangian_iterations(problem: Problem) -> int:
+    """Subgradient iterations callers give the Lagrangian bound: 3 000 up to CUB scale,
+    fewer above so that the work (``O(n_c n_f)`` per iteration) stays about constant."""
+    return int(min(3000, max(200, 1.2e9 // (problem.n_classes * problem.n_candidates))))
 
 
 def lagrangian_upper_bound(

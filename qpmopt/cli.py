@@ -32,7 +32,7 @@ def _handle_errors(func: Any) -> Any:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from qpmopt.backends.base import (
+        from qpmopt.backends import (
             BackendUnavailableError,
             OptionsError,
             ProblemTooLargeError,
@@ -164,7 +164,7 @@ def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ..
     from rich.console import Console
     from rich.progress import Progress
 
-    from qpmopt.backends.base import backend_names
+    from qpmopt.backends import backend_names
     from qpmopt.bench import BenchSpec, result_rows, run_benchmark
     from qpmopt.instances import PRESETS
     from qpmopt.io import write_json

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qpmopt.problem import Problem
+from qpmopt.search.assignment import identical_rows
 
 __all__ = ["Terms", "VerificationError", "objective_terms", "violations", "verify", "selection_mask"]
 
@@ -96,12 +97,10 @@ def violations(problem: Problem, selection: np.ndarray, assignment: np.ndarray) 
         c, f = (int(v) for v in np.argwhere(outside)[0])
         out.append(f"assignment: class {c} uses feature {f}, which is not selected")
     if problem.unique:
-        keys = np.packbits(W, axis=1)
-        _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
-        if np.any(counts > 1):
-            dup_key = keys[first[np.argmax(counts > 1)]]
-            rows = np.flatnonzero(np.all(keys == dup_key, axis=1))
-            out.append(f"uniqueness: classes {rows[:5].tolist()} share the same feature set")
+        groups = identical_rows(W)
+        if groups:
+            out.append(f"uniqueness: classes {groups[0][:5].tolist()} share the same feature set "
+                       f"({len(groups)} groups of classes collide)")
     return out
 
 

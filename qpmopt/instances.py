@@ -31,7 +31,7 @@ from qpmopt.matrices import (
     threshold_redundancy,
 )
 
-__all__ = ["PRESETS", "Instance", "generate", "load_npz", "save_npz"]
+__all__ = ["PRESETS", "Instance", "generate", "save_npz"]
 
 #: name -> (n_classes, n_candidate_features, n_features selected, k)
 PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -141,8 +141,3 @@ def save_npz(path: str, instance: Instance, *, force: bool = False) -> None:
     np.savez_compressed(buf, A=instance.A, R=instance.R, B=instance.B, k=instance.k, n_features=instance.n_features)
     write_atomic(path, buf.getvalue(), force=force)
 
-
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    """Read the arrays of an ``.npz`` instance file into a dict."""
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}

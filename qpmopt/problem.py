@@ -88,10 +88,6 @@ class Problem:
         """Number of candidate features ``n_f``."""
         return int(self.A.shape[1])
 
-    @property
-    def has_redundancy(self) -> bool:
-        return bool(np.any(self.R != 0))
-
     @classmethod
     def from_arrays(
         cls,

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Status", "Termination", "BackendResult", "Solution"]
+__all__ = ["OPTIMALITY_TOL", "Status", "Termination", "BackendResult", "Solution"]
+
+#: relative tolerance under which a bound is taken to prove the objective optimal
+OPTIMALITY_TOL = 1e-9
 
 
 class Status(str, Enum):

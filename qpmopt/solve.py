@@ -9,16 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from qpmopt.backends.base import Backend, SolverConfig, get_backend
+from qpmopt.backends.base import Backend, SolverConfig
+from qpmopt.backends.registry import get_backend
 from qpmopt.evaluate import VerificationError, selection_mask, verify
 from qpmopt.problem import Problem, ProblemError
 from qpmopt.search import best_assignment
-from qpmopt.solution import BackendResult, Solution, Status, Termination
+from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination
 
 __all__ = ["solve_assignment", "solve_problem", "OPTIMALITY_TOL"]
-
-#: relative tolerance under which a bound is taken to prove the objective optimal
-OPTIMALITY_TOL = 1e-9
 
 
 def _check_time_limit(time_limit: Any) -> float | None:

@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from qpmopt.backends.base import Backend, OptionsError, get_backend
+from qpmopt.backends.base import Backend, OptionsError
+from qpmopt.backends.registry import get_backend
 from qpmopt.evaluate import objective_terms, violations
 from qpmopt.problem import Problem
 from qpmopt.solution import Status
@@ -59,7 +60,7 @@ def assert_backend_conforms(backend: str | Backend, *, seeds: range = range(6), 
             assert math.isclose(sol.objective, truth, rel_tol=1e-9, abs_tol=1e-9), (
                 f"{impl.name}: claims optimal at {sol.objective}, optimum is {truth} (seed {seed})"
             )
-        if impl.capabilities.deterministic:
+        if impl.capabilities_for(problem).deterministic:
             again = solve_problem(problem, backend=impl, time_limit=time_limit, seed=seed)
             assert np.array_equal(again.features, sol.features), f"{impl.name}: not deterministic on seed {seed}"
     try:

@@ -1,6 +1,6 @@
 import pytest
 
-from qpmopt.backends.base import _load_class
+from qpmopt.backends import backend_class
 
 
 def pytest_collection_modifyitems(config, items):
@@ -8,7 +8,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for mark in item.iter_markers("solver"):
             name = mark.args[0]
-            if not _load_class(name)[0].availability():
+            if not backend_class(name).availability():
                 item.add_marker(pytest.mark.skip(reason=f"backend {name!r} not available"))
 
 

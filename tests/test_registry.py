@@ -7,7 +7,7 @@ import pytest
 
 import qpmopt
 from qpmopt import Backend, Capabilities, VerificationError
-from qpmopt.backends import base
+from qpmopt.backends import base, registry
 from qpmopt.instances import generate
 from qpmopt.search import best_assignment, greedy_selection
 from qpmopt.solution import BackendResult, Termination
@@ -45,12 +45,12 @@ class NeedsMissingModule(MiniBackend):
 @pytest.fixture
 def plugins(monkeypatch):
     eps = {
-        "mini": importlib.metadata.EntryPoint("mini", "test_registry:MiniBackend", base.ENTRY_POINT_GROUP),
+        "mini": importlib.metadata.EntryPoint("mini", "test_registry:MiniBackend", registry.ENTRY_POINT_GROUP),
         "needs-missing": importlib.metadata.EntryPoint("needs-missing", "test_registry:NeedsMissingModule",
-                                                       base.ENTRY_POINT_GROUP),
-        "broken": importlib.metadata.EntryPoint("broken", "qpmopt_no_such_pkg:Thing", base.ENTRY_POINT_GROUP),
+                                                       registry.ENTRY_POINT_GROUP),
+        "broken": importlib.metadata.EntryPoint("broken", "qpmopt_no_such_pkg:Thing", registry.ENTRY_POINT_GROUP),
     }
-    monkeypatch.setattr(base, "_entry_points", lambda: eps)
+    monkeypatch.setattr(registry, "_entry_points", lambda: eps)
 
 
 def test_entry_point_backends_are_listed_and_usable(plugins):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qpmopt
-from qpmopt.backends._mip import MipBackend, ModelAnswer
+from qpmopt.backends import MipBackend, ModelResult
 from qpmopt.bounds import lagrangian_upper_bound
 from qpmopt.sdp_bound import sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
 
@@ -106,7 +106,7 @@ class _NoSolver(MipBackend):
     name = "nosolver"
 
     def solve_model(self, form, time_limit, warm, config, options):
-        return ModelAnswer(x=None, bound=None, optimal=False)
+        return ModelResult(x=None, bound=None, optimal=False)
 
 
 def test_mip_driver_adds_the_sdp_bound_when_the_solver_does_not_finish():

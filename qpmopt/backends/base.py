@@ -1,16 +1,15 @@
-"""Backend protocol, common configuration, availability and the registry.
+"""What every backend is: the :class:`Backend` base class, its :class:`Capabilities`, the
+:class:`SolverConfig` every backend understands, and the errors a backend raises.
 
 A backend is a class with a ``name``, the modules it needs (checked with
 ``importlib.util.find_spec``, never imported to list it), its :class:`Capabilities`, an
-options dataclass, and one method, :meth:`Backend.solve`.  Built-in backends are listed
-here by import path; third-party ones register through the entry-point group
-``qpmopt.backends`` (value: ``"package.module:BackendClass"``).
+options model, and one method, :meth:`Backend.solve`.  Which backends exist, and how
+third-party ones are found, is :mod:`qpmopt.backends.registry`'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.metadata
 import importlib.util
 import time
@@ -28,29 +27,13 @@ from qpmopt.solution import BackendResult
 __all__ = [
     "Availability",
     "Backend",
-    "BackendInfo",
     "Capabilities",
     "SolverConfig",
     "UnknownBackendError",
     "BackendUnavailableError",
     "OptionsError",
     "ProblemTooLargeError",
-    "available_backends",
-    "get_backend",
-    "ENTRY_POINT_GROUP",
 ]
-
-ENTRY_POINT_GROUP = "qpmopt.backends"
-
-_BUILTIN: dict[str, str] = {
-    "bruteforce": "qpmopt.backends.bruteforce:BruteForceBackend",
-    "localsearch": "qpmopt.backends.localsearch:LocalSearchBackend",
-    "anneal": "qpmopt.backends.anneal:AnnealBackend",
-    "highs": "qpmopt.backends.highs:HighsBackend",
-    "cpsat": "qpmopt.backends.cpsat:CpSatBackend",
-    "auto": "qpmopt.backends.auto:AutoBackend",
-}
-
 
 class UnknownBackendError(ValueError):
     """No backend of that name is registered."""
@@ -83,11 +66,12 @@ class Availability(Enum):
 class Capabilities:
     """What a backend can do (class attribute of every backend)."""
 
-    exact: bool = False  # can prove optimality
+    exact: bool = False  # can prove optimality (and says so only with a proof)
     proves_bound: bool = False  # returns a valid upper bound
-    native_quadratic: bool = False  # handles s_i * s_j without linearisation
     uses_gpu: bool = False  # runs on a GPU when one is present
-    deterministic: bool = True  # same inputs, seed and threads give the same answer
+    # Same inputs, seed and threads give the same answer when no time limit ends the run
+    # (a run cut by the clock depends on the machine's speed).
+    deterministic: bool = True
 
 
 @dataclass
@@ -159,6 +143,11 @@ class Backend(ABC):
         except importlib.metadata.PackageNotFoundError:
             return None
 
+    def capabilities_for(self, problem: Problem) -> Capabilities:
+        """Capabilities on ``problem``: the class attribute, unless the backend takes
+        different paths by instance size (``auto``)."""
+        return self.capabilities
+
     @classmethod
     def parse_options(cls, options: dict[str, Any] | None) -> Any:
         """Options dataclass from a dict; unknown keys are an error, never ignored."""
@@ -173,72 +162,3 @@ class Backend(ABC):
     @abstractmethod
     def solve(self, problem: Problem, config: SolverConfig, options: Any) -> BackendResult:
         """Solve ``problem``; return the raw answer (verified by the caller)."""
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """One row of :func:`available_backends`."""
-
-    name: str
-    available: Availability
-    version: str | None
-    capabilities: Capabilities
-    source: str  # "builtin" or the entry point's distribution
-
-
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    try:
-        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception:  # a broken third-party metadata file must not break the registry
-        return {}
-    return {ep.name: ep for ep in eps}
-
-
-def _load_class(name: str) -> tuple[type[Backend], str]:
-    if name in _BUILTIN:
-        module, attr = _BUILTIN[name].split(":")
-        return getattr(importlib.import_module(module), attr), "builtin"
-    eps = _entry_points()
-    if name in eps:
-        ep = eps[name]
-        cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            raise UnknownBackendError(f"backend: entry point {name!r} does not name a qpmopt Backend subclass")
-        dist = getattr(ep, "dist", None)
-        return cls, (dist.name if dist is not None else "entry point")
-    known = sorted(set(_BUILTIN) | set(eps))
-    raise UnknownBackendError(f"backend: unknown backend {name!r}; known backends: {', '.join(known)}")
-
-
-def backend_names() -> list[str]:
-    """Names of every registered backend (built-in first, then entry points)."""
-    return list(_BUILTIN) + sorted(set(_entry_points()) - set(_BUILTIN))
-
-
-def get_backend(backend: str | Backend) -> Backend:
-    """Backend instance from a name or an instance; raises if unknown or unavailable."""
-    if isinstance(backend, Backend):
-        return backend
-    if not isinstance(backend, str):
-        raise UnknownBackendError(f"backend: expected a backend name or a Backend instance, got {type(backend).__name__}")
-    cls, _ = _load_class(backend)
-    avail = cls.availability()
-    if not avail:
-        raise BackendUnavailableError(
-            f"backend: {backend!r} is not usable ({avail.value}); it needs the module(s) {', '.join(cls.required_modules)}"
-        )
-    return cls()
-
-
-def available_backends() -> list[BackendInfo]:
-    """Every registered backend with its availability, version and capabilities."""
-    out = []
-    for name in backend_names():
-        try:
-            cls, source = _load_class(name)
-        except Exception as exc:  # a plugin that fails to import is reported, not raised
-            out.append(BackendInfo(name, Availability.BROKEN, None, Capabilities(), f"error: {exc}"))
-            continue
-        avail = cls.availability()
-        out.append(BackendInfo(name, avail, cls.version() if avail else None, cls.capabilities, source))
-    return out

@@ -4,10 +4,15 @@ CP-SAT needs integer objective coefficients.  We multiply by ``scale`` and round
 coefficient is then off by at most ``0.5 / scale``, and a feasible solution has at most
 ``T = n_c*k + C(n_sel, 2) + n_sel`` non-zero terms (its W, y and s that are 1), so its
 descaled CP-SAT objective differs from the true one by at most ``T * 0.5 / scale``.  We
-choose ``scale = T * 0.5 / (1e-7 * max(1, |Z_warm|))`` (a power of two above that), which
-keeps the difference under ``1e-7`` relative to the objective (the promise is 1e-6), and
+choose ``scale = T * 0.5 / (4e-10 * max(1, |Z_warm|))`` (a power of two above that), and
 add the same ``T * 0.5 / scale`` to CP-SAT's bound so that it stays a valid upper bound of
 the true objective.  ``solver_objective`` in the result info is CP-SAT's own descaled value.
+
+CP-SAT's ``OPTIMAL`` proves the *rounded* objective optimal.  For the true objective that
+proves optimality only to within ``2 * T * 0.5 / scale`` (the rounding of the returned
+solution and of any better one), so it is passed on as a proof only when that is within
+:data:`qpmopt.solution.OPTIMALITY_TOL` of the objective; the scale above is chosen so that it
+is, unless the objective moved far from the warm start's.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import threading
 
 import numpy as np
 
-from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer, watch_solver
+from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
 from qpmopt.formulation import Formulation
+from qpmopt.solution import OPTIMALITY_TOL
 
-#: relative accuracy of the scaled objective (see the module docstring)
-SCALE_ACCURACY = 1e-7
+#: relative accuracy of the scaled objective (see the module docstring): twice it must stay
+#: under OPTIMALITY_TOL for CP-SAT's proof of the rounded objective to prove the true one.
+SCALE_ACCURACY = 4e-10
 
 
 def objective_scale(form: Formulation, reference: float) -> tuple[float, float]:
@@ -44,7 +51,7 @@ class CpSatBackend(MipBackend):
     def solve_model(
         self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
         options: MipOptions,
-    ) -> ModelAnswer:
+    ) -> ModelResult:
         from ortools.sat.python import cp_model
 
         arr = form.arrays()
@@ -104,10 +111,13 @@ class CpSatBackend(MipBackend):
             b = solver.best_objective_bound
             if math.isfinite(b) and abs(b) < 2**62:
                 bound = b / scale + arr["constant"] + max_err
-        return ModelAnswer(
+        # Optimal for the rounded objective proves the true one to within 2 * max_err.
+        proven = status == cp_model.OPTIMAL and 2 * max_err <= OPTIMALITY_TOL * max(1.0, abs(info["solver_objective"]))
+        info["rounded_objective_optimal"] = status == cp_model.OPTIMAL
+        return ModelResult(
             x=x,
             bound=bound,
-            optimal=status == cp_model.OPTIMAL,
+            optimal=proven,
             infeasible=status == cp_model.INFEASIBLE,
             interrupted=interrupted,
             info=info,

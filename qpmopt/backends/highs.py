@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer, watch_solver
+from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
 from qpmopt.formulation import Formulation
 
@@ -40,7 +40,7 @@ class HighsBackend(MipBackend):
     def solve_model(
         self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
         options: MipOptions,
-    ) -> ModelAnswer:
+    ) -> ModelResult:
         import highspy
 
         arr = form.arrays()
@@ -94,7 +94,7 @@ class HighsBackend(MipBackend):
             x = np.asarray(h.getSolution().col_value)
         bound = float(info.mip_dual_bound)
         bound = bound if np.isfinite(bound) and abs(bound) < 1e300 else None
-        return ModelAnswer(
+        return ModelResult(
             x=x,
             bound=bound,
             optimal=status == highspy.HighsModelStatus.kOptimal,

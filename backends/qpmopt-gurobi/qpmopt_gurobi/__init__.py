@@ -1,16 +1,15 @@
 """Gurobi backend for qpmopt, through gurobipy's matrix API.
 
 Renders the core's :class:`~qpmopt.formulation.Formulation` arrays; everything else (warm
-start, lazy uniqueness, LNS at scale, bound bookkeeping) is the core's MIP driver.
+start, lazy uniqueness, bound bookkeeping) is the core's MIP driver.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qpmopt.backends._mip import MipBackend, MipOptions, ModelAnswer
-from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
-from qpmopt.formulation import Formulation
+from qpmopt import Formulation
+from qpmopt.backends import Capabilities, MipBackend, MipOptions, ModelResult, OptionsError, SolverConfig
 
 __all__ = ["GurobiBackend"]
 
@@ -23,7 +22,7 @@ class GurobiBackend(MipBackend):
     def solve_model(
         self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
         options: MipOptions,
-    ) -> ModelAnswer:
+    ) -> ModelResult:
         import gurobipy as gp
         from gurobipy import GRB
 
@@ -70,7 +69,7 @@ class GurobiBackend(MipBackend):
             bound = float(m.ObjBound)
         except (gp.GurobiError, AttributeError):
             bound = None
-        return ModelAnswer(
+        return ModelResult(
             x=sol,
             bound=bound if bound is not None and np.isfinite(bound) else None,
             optimal=status == GRB.OPTIMAL,

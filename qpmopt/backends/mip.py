@@ -1,0 +1,272 @@
+"""The public driver of MILP backends; built-in ``highs`` and ``cpsat`` and the plug-ins
+under ``backends/`` build on it.
+
+A concrete backend only renders a :class:`~qpmopt.formulation.Formulation` into its
+solver and returns a :class:`ModelResult`; everything else is here, once:
+
+- the warm start: the caller's, else greedy + iterated swap local search;
+- models that fit ``max_full_vars``: the whole model, with uniqueness cuts added lazily for
+  the class pairs that collide, re-solved until none do;
+- larger models are not handed to the solver at all: there the backend returns the warm
+  start (the iterated local search gets the time) with the Lagrangian bound, and
+  ``info["path"] == "warm_start_only"`` says so.  Why: a large-neighbourhood search over
+  restricted models was tried and never improved the warm start in any recorded run at
+  that size (CUB and ImageNet scale, both solvers);
+- honest bounds: a solver bound is used only when it comes from a model of the full
+  problem (missing uniqueness cuts only relax it).  The Lagrangian bound of
+  :func:`~qpmopt.bounds.lagrangian_upper_bound` always applies; on instances of up to
+  :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates, when it is expected to converge in
+  its share of the time limit and the solver has not closed the gap in the first share,
+  the semidefinite bound of :mod:`qpmopt.sdp_bound` gets the rest (LP-based bounds barely
+  see the redundancy term; benchmarks/results/bound_strength.json compares them).
+
+Without a time limit every phase runs a fixed amount of work (rounds, iterations, the
+solver to its proof), so the answer does not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qpmopt.backends.base import Backend, SolverConfig
+from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
+from qpmopt.evaluate import objective_terms
+from qpmopt.formulation import Formulation
+from qpmopt.problem import Problem
+from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
+from qpmopt.search import complete, greedy_selection, identical_rows, iterated_local_search
+from qpmopt.solution import BackendResult, Termination
+
+__all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp"]
+
+
+@dataclass
+class ModelResult:
+    """What a MILP solver reports for one rendered model (what :meth:`MipBackend.solve_model`
+    returns).
+
+    Attributes:
+        x: ``(form.n_vars,)`` variable values of the best solution found, or ``None``.
+        bound: upper bound of *this model*'s objective (its constant included), or ``None``.
+        optimal: the solver proved ``x`` optimal for this model, to within
+            :data:`qpmopt.solution.OPTIMALITY_TOL` of the true objective.
+        infeasible: the solver proved the model infeasible.
+        interrupted: the solve was cut short by ``should_stop`` or Ctrl-C.
+        info: solver-specific details for ``Solution.info["last_model"]``.
+    """
+
+    x: np.ndarray | None
+    bound: float | None
+    optimal: bool
+    infeasible: bool = False
+    interrupted: bool = False
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MipOptions:
+    """Options of every MIP backend (``options=`` of :func:`qpmopt.solve_assignment`)."""
+
+    strengthen: bool | None = None  # RLT equalities (None: when <= 100 free candidates)
+    max_full_vars: int = 150_000  # larger models are not solved; see the module docstring
+    sdp_bound: bool | None = None  # semidefinite bound under a time limit (None: up to SDP_MAX_FEATURES)
+    sdp_share: float = 0.5  # share of the time limit kept for it when the solver does not finish
+    warm_share: float = 0.1  # share of the time limit for the iterated local search warm start
+    warm_rounds: int = 200  # its rounds when there is no time limit
+    solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
+
+
+@dataclass
+class Incumbent:
+    """The best verified solution so far, and when each improvement came.
+
+    ``offer`` scores a candidate exactly (uniqueness repaired by the exact assignment when
+    needed) and keeps it when it is better.
+    """
+
+    problem: Problem
+    start_time: float
+    value: float = -np.inf
+    selection: np.ndarray | None = None
+    assignment: np.ndarray | None = None
+    history: list[tuple[float, float]] = field(default_factory=list)
+
+    def offer(self, selection: np.ndarray, assignment: np.ndarray | None = None) -> bool:
+        """Keep ``selection`` (``(n_f,)`` bool) with ``assignment`` (``(n_c, n_f)`` bool, or
+        ``None`` for the exact one) when it beats the incumbent; return whether it did."""
+        if assignment is None:
+            assignment, value = complete(self.problem, selection)
+        else:
+            value = objective_terms(self.problem, selection, assignment).total
+        if value <= self.value + 1e-9 * max(1.0, abs(self.value)):
+            return False
+        self.value, self.selection, self.assignment = value, selection.copy(), assignment
+        self.history.append((time.perf_counter() - self.start_time, value))
+        return True
+
+
+def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: SolverConfig) -> bool:
+    """Wait for a solver running in ``thread``; call ``cancel()`` at the hard limit
+    (``time_limit`` + 0.25 s: solvers have been seen to overrun their own limit in long
+    presolves and root LPs), when ``config.should_stop`` says so, or on Ctrl-C.
+
+    Returns whether the solve was interrupted (not merely timed out).
+    """
+    hard = None if time_limit is None else time.perf_counter() + time_limit + 0.25
+    interrupted = False
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            if config.stop_requested():
+                interrupted = True
+                cancel()
+                break
+            if hard is not None and time.perf_counter() > hard:
+                cancel()
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        cancel()
+    thread.join()
+    return interrupted
+
+
+def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult) -> None:
+    """The semidefinite-bound phase shared by this driver and ``auto``: run
+    :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
+    proves ``incumbent``), keep the smaller bound, and record it in ``raw.info``."""
+    sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=incumbent,
+                          should_stop=config.should_stop, verbose=config.verbose)
+    raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
+    if sdp.stopped == "interrupted":
+        raw.termination = Termination.INTERRUPTED
+    raw.info["sdp_bound"] = dataclasses.asdict(sdp)
+
+
+def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Every pair of classes with the same feature set, with that set."""
+    out = []
+    for group in identical_rows(W):
+        features = tuple(np.flatnonzero(W[group[0]]).tolist())
+        out += [(int(a), int(b), features) for i, a in enumerate(group) for b in group[i + 1 :]]
+    return out
+
+
+class MipBackend(Backend):
+    """Base of the MILP backends: subclasses declare ``name``, ``required_modules`` and
+    ``capabilities`` and implement :meth:`solve_model`."""
+
+    Options = MipOptions
+
+    @abstractmethod
+    def solve_model(
+        self, form: Formulation, time_limit: float | None, warm: np.ndarray | None, config: SolverConfig,
+        options: MipOptions,
+    ) -> ModelResult:
+        """Solve the rendered model (``form.arrays()``, maximisation) within ``time_limit``
+        seconds (``None``: no limit), starting from ``warm`` (``(form.n_vars,)``) if given."""
+
+    def solve(self, problem: Problem, config: SolverConfig, options: MipOptions) -> BackendResult:
+        full = Formulation.build(problem, strengthen=options.strengthen)
+        solvable = full.n_w + full.n_y <= options.max_full_vars
+        timed = config.time_limit is not None
+        bound_seconds = min(10.0, 0.1 * config.time_limit) if timed else None
+        incumbent = Incumbent(problem, config.start_time)
+
+        if config.warm_start is not None:
+            start, interrupted = config.warm_start, False
+        else:
+            # Iterated swap search: its share of the time limit (all of it, less the bound's,
+            # when the model is too large to solve), else a fixed number of rounds.
+            if not timed:
+                deadline = None
+            elif solvable:
+                deadline = config.start_time + options.warm_share * config.time_limit
+            else:
+                deadline = config.deadline() - bound_seconds
+            ils = iterated_local_search(
+                problem, greedy_selection(problem), seed=config.seed,
+                max_rounds=None if timed else options.warm_rounds,
+                # Small instances settle long before the time share is used up; on medium-1
+                # improvements came up to about 3 000 rounds apart (256 candidates).
+                max_stall=20 * problem.n_candidates if timed and solvable else None,
+                deadline=deadline, should_stop=config.should_stop)
+            start, interrupted = ils.selection, ils.interrupted
+        incumbent.offer(start)
+        warm_value = incumbent.value
+        if interrupted:
+            return BackendResult(incumbent.selection, incumbent.assignment, Termination.INTERRUPTED,
+                                 bound=simple_upper_bound(problem), history=incumbent.history,
+                                 info={"path": "warm_start", "warm_start_objective": warm_value})
+
+        # Lagrangian bound (W <= s relaxed): valid for the full problem.
+        bound = lagrangian_upper_bound(
+            problem, incumbent.value, iterations=lagrangian_iterations(problem),
+            deadline=None if not timed else time.perf_counter() + bound_seconds)
+        if not solvable:
+            term = Termination.TIME_LIMIT if timed else Termination.ITERATION_LIMIT
+            return BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound,
+                                 history=incumbent.history,
+                                 info={"path": "warm_start_only", "warm_start_objective": warm_value,
+                                       "variables": full.n_vars, "max_full_vars": options.max_full_vars})
+
+        use_sdp = timed and sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit)
+        solver_config = config
+        if use_sdp:
+            # The solver first, on its share: easy instances end proven and skip the SDP.
+            solver_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
+        proven, term, bound, info = self._solve_full(full, solver_config, options, incumbent, bound)
+        info.update({"path": "full", "warm_start_objective": warm_value})
+        raw = BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound, proven_optimal=proven,
+                            history=incumbent.history, info=info)
+        if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
+            tighten_with_sdp(problem, config, incumbent.value, raw)
+        return raw
+
+    def _solve_full(
+        self, form: Formulation, config: SolverConfig, options: MipOptions, incumbent: Incumbent, bound: float,
+    ) -> tuple[bool, Termination, float, dict[str, Any]]:
+        """The whole model, re-solved with uniqueness cuts until no two classes collide.
+
+        Returns ``(proven_optimal, termination, bound, info)``."""
+        problem = form.problem
+        rounds = 0
+        info: dict[str, Any] = {"variables": form.n_vars}
+        while True:
+            rounds += 1
+            answer = self.solve_model(form, config.remaining(), form.encode(incumbent.selection, incumbent.assignment),
+                                      config, options)
+            info["last_model"] = answer.info or {}
+            info["rounds"] = rounds
+            if answer.bound is not None:
+                bound = min(bound, answer.bound)  # cuts only tighten: every model relaxes the problem
+            if answer.infeasible:
+                return False, Termination.INFEASIBLE, bound, info
+            if answer.x is None:
+                if answer.interrupted:
+                    return False, Termination.INTERRUPTED, bound, info
+                break
+            sel, W = form.decode(answer.x)
+            # The solver's answer as the core evaluates it (before any uniqueness repair):
+            # lets tests compare it with the solver's own objective.
+            info["last_model"]["recomputed_objective"] = objective_terms(problem, sel, W).total
+            collisions = _collisions(W) if problem.unique else []
+            incumbent.offer(sel, None if collisions or problem.unique else W)
+            if answer.interrupted:
+                return False, Termination.INTERRUPTED, bound, info
+            if answer.optimal and not collisions:
+                return True, Termination.OPTIMAL, bound, info
+            for c, d, feats in collisions:
+                form.add_uniqueness_cut(c, d, feats)
+            if not collisions or (config.remaining() is not None and config.remaining() <= 0):
+                break
+        info["uniqueness_cuts"] = len(form.cuts)
+        # Without a time limit only a work limit in solver_options can have stopped it.
+        term = Termination.TIME_LIMIT if config.time_limit is not None else Termination.ITERATION_LIMIT
+        return False, term, bound, info

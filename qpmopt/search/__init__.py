@@ -1,0 +1,30 @@
+"""The numpy building blocks the heuristics and the exact backends share.
+
+- :mod:`~qpmopt.search.neighbourhood`: relaxed value of a selection, swap deltas;
+- :mod:`~qpmopt.search.assignment`: the exact class assignment under uniqueness;
+- :mod:`~qpmopt.search.heuristics`: greedy, swap local search, iterated local search, polish.
+"""
+
+from qpmopt.search.assignment import best_assignment, complete, identical_rows
+from qpmopt.search.heuristics import (
+    LocalSearchResult,
+    greedy_selection,
+    iterated_local_search,
+    local_search,
+    unique_polish,
+)
+from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
+
+__all__ = [
+    "best_assignment",
+    "complete",
+    "identical_rows",
+    "LocalSearchResult",
+    "greedy_selection",
+    "iterated_local_search",
+    "local_search",
+    "unique_polish",
+    "relaxed_value",
+    "swap_deltas",
+    "topk_stats",
+]

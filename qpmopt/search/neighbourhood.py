@@ -1,0 +1,64 @@
+"""The relaxed value of a selection and the change of every swap move.
+
+For a fixed selection ``s`` and without uniqueness each class takes its ``k`` largest
+selected ``A[c, f]`` (docs/problem.md, "Structure").  That value is the *relaxed* value of
+``s``: an upper bound of the best value with uniqueness, equal to it whenever no two
+classes' top-k sets collide.  A swap (drop one selected feature, add one unselected) is
+evaluated from each class's k-th and (k+1)-th best selected value alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qpmopt.problem import Problem
+
+__all__ = ["topk_stats", "relaxed_value", "swap_deltas"]
+
+
+def topk_stats(A_sel: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per class of ``A_sel (n_c, m)``: top-k membership ``(n_c, m)`` bool, top-k sum
+    ``(n_c,)``, k-th and (k+1)-th best value ``(n_c,)`` (``-inf`` when ``m == k``)."""
+    n_c, m = A_sel.shape
+    order = np.argsort(-A_sel, axis=1, kind="stable")
+    rows = np.arange(n_c)[:, None]
+    member = np.zeros_like(A_sel, dtype=bool)
+    member[rows, order[:, :k]] = True
+    sorted_vals = A_sel[rows, order]
+    topsum = sorted_vals[:, :k].sum(axis=1)
+    kth = sorted_vals[:, k - 1]
+    next_best = sorted_vals[:, k] if m > k else np.full(n_c, -np.inf)
+    return member, topsum, kth, next_best
+
+
+def relaxed_value(problem: Problem, selection: np.ndarray) -> float:
+    """Objective of ``selection`` (``(n_f,)`` bool) with each class on its top-k (an upper
+    bound of the true value when ``unique``)."""
+    idx = np.flatnonzero(selection)
+    _, topsum, _, _ = topk_stats(problem.A[:, idx], problem.k)
+    z_r = -0.5 * float(problem.R[np.ix_(idx, idx)].sum())
+    return float(topsum.sum()) + z_r + float(problem.B[idx].sum())
+
+
+def swap_deltas(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relaxed objective change of every swap (drop one selected, add one unselected).
+
+    Returns ``(delta, sel_idx, unsel_idx)`` with ``delta`` of shape ``(n_sel, n_f - n_sel)``:
+    ``delta[a, b]`` is the change when ``sel_idx[a]`` leaves and ``unsel_idx[b]`` enters.
+    A class whose top-k holds the leaving feature ``o`` gains ``max(next, A[c,i]) - A[c,o]``,
+    any other class gains ``max(0, A[c,i] - kth)``.
+    """
+    A, R, B, k = problem.A, problem.R, problem.B, problem.k
+    sel = np.flatnonzero(selection)
+    uns = np.flatnonzero(~selection)
+    member, _, kth, next_best = topk_stats(A[:, sel], k)
+    A_in = A[:, uns]
+    gain_other = np.maximum(A_in - kth[:, None], 0.0)  # (n_c, n_unsel)
+    gain_member = np.maximum(A_in, next_best[:, None])  # (n_c, n_unsel)
+    member_f = member.astype(np.float64)
+    loss_out = (member_f * A[:, sel]).sum(axis=0)  # (n_sel,)
+    delta_a = member_f.T @ (gain_member - gain_other) + gain_other.sum(axis=0)[None, :] - loss_out[:, None]
+    red = R[:, sel].sum(axis=1)  # (n_f,) redundancy of each feature to the selected set
+    delta_r = red[sel][:, None] - red[uns][None, :] + R[np.ix_(sel, uns)]
+    delta_b = B[uns][None, :] - B[sel][:, None]
+    return delta_a + delta_r + delta_b, sel, uns
