@@ -17,8 +17,8 @@ from qpmopt.backends import (
     UnknownBackendError,
     available_backends,
 )
-from qpmopt.formulation import Formulation
 from qpmopt.evaluate import VerificationError
+from qpmopt.formulation import Formulation
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
 from qpmopt.solution import BackendResult, Solution, Status, Termination
 from qpmopt.solve import solve_assignment, solve_problem

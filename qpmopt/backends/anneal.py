@@ -77,6 +77,139 @@ class AnnealOptions:
             raise OptionsError(f"options: max_steps must be >= 1, got {self.max_steps!r}")
 
 
+@dataclass
+class _Schedule:
+    """When the annealing loop stops and how far along its temperature schedule it is.
+
+    With a step budget (``max_steps``, or :func:`default_steps` without a time limit) the
+    schedule follows the step count, so a run is reproducible.  Under a time limit alone
+    it follows the clock; a small instance stops after three default budgets all the same
+    (its schedule completes), larger ones use all of the time.
+    """
+
+    total_steps: int | None
+    step_cap: int | None
+    anneal_deadline: float | None
+    hard_deadline: float | None
+    loop_start: float
+    explicit_budget: bool
+
+    @classmethod
+    def make(cls, problem: Problem, config: SolverConfig, options: AnnealOptions) -> _Schedule:
+        total = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
+        small = problem.n_classes * problem.n_candidates <= 100_000
+        cap = total if total is not None else (3 * default_steps(problem) if small else None)
+        if config.time_limit is not None:
+            # Leave room for the exact assignment and the polish after the loop.
+            anneal_deadline = config.start_time + 0.85 * config.time_limit
+            hard_deadline = config.start_time + config.time_limit
+        else:
+            anneal_deadline = hard_deadline = None
+        return cls(total, cap, anneal_deadline, hard_deadline, time.perf_counter(), options.max_steps is not None)
+
+    def stop(self, step: int, now: float) -> Termination | None:
+        """Why the loop ends before ``step``, or ``None`` to go on."""
+        if self.step_cap is not None and step >= self.step_cap:
+            return Termination.ITERATION_LIMIT if self.explicit_budget else Termination.CONVERGED
+        if self.anneal_deadline is not None and now >= self.anneal_deadline:
+            return Termination.TIME_LIMIT
+        return None
+
+    def fraction(self, step: int, now: float) -> float:
+        """Progress through the schedule in ``[0, 1)``."""
+        if self.total_steps is not None:
+            return step / self.total_steps
+        frac = (now - self.loop_start) / max(1e-9, self.anneal_deadline - self.loop_start)
+        if self.step_cap is not None:
+            frac = max(frac, step / self.step_cap)
+        return frac
+
+
+@dataclass
+class _StepParams:
+    """What every step reads: the arrays on the device and the move parameters."""
+
+    A: Any  # (n_c, n_f)
+    R: Any  # (n_f, n_f)
+    B: Any  # (n_f,)
+    k: int
+    chunk: int  # chains per batch of a full evaluation
+    pool: int | None  # entering candidates per chain between refreshes
+    pool_chunk: int  # chains per batch of a pool evaluation
+    tenure: int
+    patience: int
+    perturb_swaps: int
+    chain_ids: Any  # (C,)
+
+    @classmethod
+    def make(cls, problem: Problem, options: AnnealOptions, device: Any, dtype: Any) -> _StepParams:
+        import torch
+
+        n_c, n_f = problem.A.shape
+        n_sel = problem.n_features
+        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
+        bytes_per = torch.finfo(dtype).bits / 8
+        # One chain's temporaries are a few (n_c, width) arrays; on the CPU small chunks stay
+        # in cache and run faster than one big batch (measured on cub-1).
+        chunk = max(1, int(temp_mb * 2**20 / (3 * n_c * n_f * bytes_per)))
+        pool = options.pool_size if options.pool_size and options.pool_size < n_f - n_sel else None
+        pool_chunk = chunk if pool is None else max(1, int(temp_mb * 2**20 / (3 * n_c * pool * bytes_per)))
+        return cls(
+            A=torch.as_tensor(problem.A, dtype=dtype, device=device),
+            R=torch.as_tensor(problem.R, dtype=dtype, device=device),
+            B=torch.as_tensor(problem.B, dtype=dtype, device=device),
+            k=problem.k,
+            chunk=chunk,
+            pool=pool,
+            pool_chunk=pool_chunk,
+            tenure=options.tabu_tenure if options.tabu_tenure is not None else max(2, n_sel // 4),
+            patience=options.patience if options.patience is not None else max(50, 4 * n_sel),
+            perturb_swaps=options.perturb_swaps if options.perturb_swaps is not None else max(2, n_sel // 10),
+            chain_ids=torch.arange(options.num_chains, device=device),
+        )
+
+
+@dataclass
+class _Chains:
+    """The state of every chain on the device.
+
+    ``sel (C, n_sel)`` selected ids, ``mask (C, n_f)``, ``red (C, n_f) = R @ s``, ``value
+    (C,)`` relaxed value (float64), each chain's best value and mask, steps since its best,
+    and ``tabu_until (C, n_f)``: the step until which a feature may not move.
+    """
+
+    sel: Any
+    mask: Any
+    red: Any
+    value: Any
+    best_val: Any
+    best_mask: Any
+    since_best: Any
+    tabu_until: Any
+
+    @classmethod
+    def start(cls, problem: Problem, starts: list[np.ndarray], R: Any) -> _Chains:
+        """Chains at ``starts`` (``(n_f,)`` bool masks); ``R`` is the device's copy."""
+        import torch
+
+        C, n_f, device = len(starts), problem.n_candidates, R.device
+        sel = torch.as_tensor(np.stack([np.flatnonzero(m) for m in starts]), device=device)
+        mask = torch.zeros(C, n_f, dtype=torch.bool, device=device)
+        mask.scatter_(1, sel, True)
+        value = torch.as_tensor([relaxed_value(problem, m) for m in starts], dtype=torch.float64, device=device)
+        return cls(sel=sel, mask=mask, red=R[sel].sum(dim=1), value=value, best_val=value.clone(),
+                   best_mask=mask.clone(), since_best=torch.zeros(C, dtype=torch.long, device=device),
+                   tabu_until=torch.zeros(C, n_f, dtype=torch.long, device=device))
+
+    def resync(self, problem: Problem, R: Any) -> None:
+        """Recompute the incrementally updated sums from scratch."""
+        import torch
+
+        self.red = R[self.sel].sum(dim=1)
+        self.value = torch.as_tensor([relaxed_value(problem, m) for m in self.mask.cpu().numpy()],
+                                     dtype=torch.float64, device=self.value.device)
+
+
 class AnnealBackend(Backend):
     name = "anneal"
     required_modules = ("torch",)
@@ -88,179 +221,155 @@ class AnnealBackend(Backend):
     def solve(self, problem: Problem, config: SolverConfig, options: AnnealOptions) -> BackendResult:
         import torch
 
-        t0 = config.start_time
         device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = getattr(torch, options.dtype)
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        total_steps = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
-        # Under a time limit the schedule follows the clock, but a small instance need not
-        # use all of it: three default budgets are plenty there (its schedule completes).
-        # From about medium size on, more steps keep paying off, so the clock alone rules.
-        small = problem.n_classes * problem.n_candidates <= 100_000
-        step_cap = total_steps if total_steps is not None else (3 * default_steps(problem) if small else None)
-        if config.time_limit is not None:
-            # Leave room for the exact assignment and the polish after the loop.
-            anneal_deadline = t0 + 0.85 * config.time_limit
-            hard_deadline = t0 + config.time_limit
-        else:
-            anneal_deadline = hard_deadline = None
-
-        n_c, n_f = problem.A.shape
-        n_sel, k = problem.n_features, problem.k
-        C = options.num_chains
-        history: list[tuple[float, float]] = []
-        interrupted = False
-
         self._check_memory(problem, options, device, dtype)
         starts = self._initial_states(problem, config, options, rng)
-        if n_sel == n_f:  # nothing to choose
+        if problem.n_features == problem.n_candidates:  # nothing to choose
             W, _ = best_assignment(problem, starts[0])
             return BackendResult(starts[0], W, Termination.CONVERGED, info={"path": "all features selected"})
 
-        A = torch.as_tensor(problem.A, dtype=dtype, device=device)  # (n_c, n_f)
-        R = torch.as_tensor(problem.R, dtype=dtype, device=device)  # (n_f, n_f)
-        Bv = torch.as_tensor(problem.B, dtype=dtype, device=device)  # (n_f,)
-        sel = torch.as_tensor(np.stack([np.flatnonzero(m) for m in starts]), device=device)  # (C, n_sel)
-        mask = torch.zeros(C, n_f, dtype=torch.bool, device=device)
-        mask.scatter_(1, sel, True)
-        red = R[sel].sum(dim=1)  # (C, n_f): R @ s per chain
-
-        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
-        # One chain's temporaries are a few (n_c, n_f) arrays; on the CPU small chunks stay
-        # in cache and run faster than one big batch (measured on cub-1).
-        chunk = max(1, int(temp_mb * 2**20 / (3 * n_c * n_f * torch.finfo(dtype).bits / 8)))
-        tenure = options.tabu_tenure if options.tabu_tenure is not None else max(2, n_sel // 4)
-        patience = options.patience if options.patience is not None else max(50, 4 * n_sel)
-        n_perturb = options.perturb_swaps if options.perturb_swaps is not None else max(2, n_sel // 10)
-        pool = options.pool_size if options.pool_size and options.pool_size < n_f - n_sel else None
-        pool_chunk = chunk if pool is None else max(1, int(temp_mb * 2**20 / (3 * n_c * pool * torch.finfo(dtype).bits / 8)))
-        tabu_until = torch.zeros(C, n_f, dtype=torch.long, device=device)  # step until which f is frozen
-        chain_ids = torch.arange(C, device=device)
-
-        value = torch.as_tensor([relaxed_value(problem, m) for m in starts], dtype=torch.float64, device=device)
-        best_val = value.clone()
-        best_mask = mask.clone()
-        since_best = torch.zeros(C, dtype=torch.long, device=device)
+        schedule = _Schedule.make(problem, config, options)
+        params = _StepParams.make(problem, options, device, dtype)
+        chains = _Chains.start(problem, starts, params.R)
+        history: list[tuple[float, float]] = []
+        record = float(chains.best_val.max())
+        history.append((time.perf_counter() - config.start_time, record))
+        interrupted = False
+        termination = Termination.CONVERGED
         t_start = options.t_start
         step = 0
-        cand = None
-        termination = Termination.CONVERGED
-        record = float(best_val.max())
-        history.append((time.perf_counter() - t0, record))
-        loop_start = time.perf_counter()
+        pool_ids = None
         try:
             while True:
                 now = time.perf_counter()
-                if step_cap is not None and step >= step_cap:
-                    termination = Termination.ITERATION_LIMIT if options.max_steps is not None else Termination.CONVERGED
-                    break
-                if anneal_deadline is not None and now >= anneal_deadline:
-                    termination = Termination.TIME_LIMIT
+                stop = schedule.stop(step, now)
+                if stop is not None:
+                    termination = stop
                     break
                 if config.stop_requested():
                     interrupted = True
                     break
-                full = pool is None or step % options.refresh == 0
-                delta = self._swap_deltas(A, R, Bv, sel, red, k, chunk if full else pool_chunk, None if full else cand)
-                if full and pool is not None:
-                    # Pool: the entering features with the best swap gain for this chain.
-                    best_in = delta.amax(dim=1).masked_fill(mask, -math.inf)
-                    cand = torch.topk(best_in, pool, dim=1).indices  # (C, pool)
+                delta, pool_ids, full = self._evaluate(chains, params, step, pool_ids, options)
                 if t_start is None:
-                    t_start = self._calibrate(delta, mask)
-                if total_steps is not None:
-                    frac = step / total_steps
-                else:
-                    frac = (now - loop_start) / max(1e-9, anneal_deadline - loop_start)
-                    if step_cap is not None:
-                        frac = max(frac, step / step_cap)
-                temp = t_start * options.t_end_ratio ** ((frac * options.cycles) % 1.0)
-                frozen = tabu_until > step  # (C, n_f)
-                if full:
-                    in_mask = mask | frozen
-                else:
-                    in_mask = torch.gather(mask | frozen, 1, cand)
-                out_frozen = torch.gather(frozen, 1, sel)  # (C, n_sel)
-                delta = delta.masked_fill(in_mask[:, None, :] | out_frozen[:, :, None], -math.inf)
-                u = torch.rand(delta.shape, generator=gen, device=device, dtype=dtype).clamp_(1e-12, 1.0)
-                flat = (delta / temp - torch.log(-torch.log(u))).reshape(C, -1).argmax(dim=1)
-                width = delta.shape[2]
-                o_pos = flat // width
-                j_new = flat % width
-                i_new = j_new if full else cand.gather(1, j_new[:, None]).squeeze(1)
-                gain = delta.reshape(C, -1).gather(1, flat[:, None]).squeeze(1)
-                ok = torch.isfinite(gain)  # a chain with every move tabu stays put
-                rows = chain_ids[ok]
-                if rows.numel():
-                    oo = sel[rows, o_pos[ok]]
-                    ii = i_new[ok]
-                    sel[rows, o_pos[ok]] = ii
-                    mask[rows, oo] = False
-                    mask[rows, ii] = True
-                    red[rows] += R[ii] - R[oo]
-                    value[rows] += gain[ok].to(torch.float64)
-                    tabu_until[rows, oo] = step + tenure
-                    tabu_until[rows, ii] = step + tenure
-                improved = value > best_val + 1e-9 * best_val.abs().clamp(min=1.0)
-                best_val = torch.where(improved, value, best_val)
-                best_mask[improved] = mask[improved]
-                since_best = torch.where(improved, torch.zeros_like(since_best), since_best + 1)
-                top = float(best_val.max())
+                    t_start = self._calibrate(delta, chains.mask)
+                temp = t_start * options.t_end_ratio ** ((schedule.fraction(step, now) * options.cycles) % 1.0)
+                self._move(chains, delta, pool_ids, full, temp, step, params, gen)
+                top = float(chains.best_val.max())
                 if top > record + 1e-9 * max(1.0, abs(record)):
                     record = top
-                    history.append((time.perf_counter() - t0, record))
-                stuck = since_best >= patience
-                if bool(stuck.any()):
-                    for c in torch.nonzero(stuck).flatten().tolist():
-                        m = self._perturb(best_mask[c].cpu().numpy(), n_perturb, rng)
-                        mask[c] = torch.as_tensor(m, device=device)
-                        sel[c] = torch.as_tensor(np.flatnonzero(m), device=device)
-                        red[c] = R[sel[c]].sum(dim=0)
-                        value[c] = relaxed_value(problem, m)
-                        since_best[c] = 0
-                        tabu_until[c] = 0
+                    history.append((time.perf_counter() - config.start_time, record))
+                self._restart_stuck(problem, chains, params, rng)
                 if step % 256 == 255:  # re-synchronise incremental sums (float32 drift)
-                    red = R[sel].sum(dim=1)
-                    value = torch.as_tensor([relaxed_value(problem, m) for m in mask.cpu().numpy()],
-                                            dtype=torch.float64, device=device)
+                    chains.resync(problem, params.R)
                 step += 1
         except KeyboardInterrupt:
             interrupted = True
 
-        # Final: each chain's best gets polished and its exact assignment (uniqueness).
-        candidates = {tuple(np.flatnonzero(m)) for m in best_mask.cpu().numpy()}
-        best = (-math.inf, None, None)
+        best_value, best_sel, best_W, distinct = self._finish(
+            problem, chains, options, config, schedule.hard_deadline, polish=options.polish and not interrupted)
+        if best_value > record + 1e-9 * max(1.0, abs(record)):
+            history.append((time.perf_counter() - config.start_time, best_value))
+        return BackendResult(
+            selection=best_sel,
+            assignment=best_W,
+            termination=Termination.INTERRUPTED if interrupted else termination,
+            history=history,
+            info={"device": str(device), "steps": step, "chains": options.num_chains, "t_start": t_start,
+                  "pool": params.pool, "distinct_final_selections": distinct},
+        )
+
+    # ---- one step ----------------------------------------------------------------------
+    def _evaluate(self, chains: _Chains, params: _StepParams, step: int, pool_ids: Any, options: AnnealOptions,
+                  ) -> tuple[Any, Any, bool]:
+        """Swap deltas of every chain: all entering features on a refresh step (which also
+        refreshes each chain's pool of the best entering features), else the pool only.
+        Returns ``(delta (C, n_sel, width), pool_ids (C, pool) or None, full)``."""
+        import torch
+
+        full = params.pool is None or step % options.refresh == 0
+        delta = self._swap_deltas(params.A, params.R, params.B, chains.sel, chains.red, params.k,
+                                  params.chunk if full else params.pool_chunk, None if full else pool_ids)
+        if full and params.pool is not None:
+            best_in = delta.amax(dim=1).masked_fill(chains.mask, -math.inf)
+            pool_ids = torch.topk(best_in, params.pool, dim=1).indices  # (C, pool)
+        return delta, pool_ids, full
+
+    @staticmethod
+    def _move(chains: _Chains, delta: Any, pool_ids: Any, full: bool, temp: float, step: int, params: _StepParams,
+              gen: Any) -> None:
+        """Draw one swap per chain from ``softmax(delta / temp)`` (Gumbel-max) among the
+        moves the tabu list allows, apply it, and update each chain's best."""
+        import torch
+
+        C = chains.sel.shape[0]
+        frozen = chains.tabu_until > step  # (C, n_f)
+        in_blocked = (chains.mask | frozen) if full else torch.gather(chains.mask | frozen, 1, pool_ids)
+        out_frozen = torch.gather(frozen, 1, chains.sel)  # (C, n_sel)
+        delta = delta.masked_fill(in_blocked[:, None, :] | out_frozen[:, :, None], -math.inf)
+        u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=delta.dtype).clamp_(1e-12, 1.0)
+        flat = (delta / temp - torch.log(-torch.log(u))).reshape(C, -1).argmax(dim=1)
+        width = delta.shape[2]
+        out_pos = flat // width
+        in_col = flat % width
+        entering = in_col if full else pool_ids.gather(1, in_col[:, None]).squeeze(1)
+        gain = delta.reshape(C, -1).gather(1, flat[:, None]).squeeze(1)
+        movable = torch.isfinite(gain)  # a chain with every move tabu stays put
+        rows = params.chain_ids[movable]
+        if rows.numel():
+            leaving = chains.sel[rows, out_pos[movable]]
+            entering = entering[movable]
+            chains.sel[rows, out_pos[movable]] = entering
+            chains.mask[rows, leaving] = False
+            chains.mask[rows, entering] = True
+            chains.red[rows] += params.R[entering] - params.R[leaving]
+            chains.value[rows] += gain[movable].to(torch.float64)
+            chains.tabu_until[rows, leaving] = step + params.tenure
+            chains.tabu_until[rows, entering] = step + params.tenure
+        improved = chains.value > chains.best_val + 1e-9 * chains.best_val.abs().clamp(min=1.0)
+        chains.best_val = torch.where(improved, chains.value, chains.best_val)
+        chains.best_mask[improved] = chains.mask[improved]
+        chains.since_best = torch.where(improved, torch.zeros_like(chains.since_best), chains.since_best + 1)
+
+    def _restart_stuck(self, problem: Problem, chains: _Chains, params: _StepParams, rng: np.random.Generator) -> None:
+        """A chain without improvement for ``patience`` steps restarts from a random
+        perturbation of its best state."""
+        import torch
+
+        stuck = chains.since_best >= params.patience
+        if not bool(stuck.any()):
+            return
+        device = chains.mask.device
+        for c in torch.nonzero(stuck).flatten().tolist():
+            m = self._perturb(chains.best_mask[c].cpu().numpy(), params.perturb_swaps, rng)
+            chains.mask[c] = torch.as_tensor(m, device=device)
+            chains.sel[c] = torch.as_tensor(np.flatnonzero(m), device=device)
+            chains.red[c] = params.R[chains.sel[c]].sum(dim=0)
+            chains.value[c] = relaxed_value(problem, m)
+            chains.since_best[c] = 0
+            chains.tabu_until[c] = 0
+
+    @staticmethod
+    def _finish(problem: Problem, chains: _Chains, options: AnnealOptions, config: SolverConfig,
+                hard_deadline: float | None, *, polish: bool) -> tuple[float, np.ndarray | None, np.ndarray | None, int]:
+        """Each chain's best selection, polished (swaps on the relaxed value, then on the
+        exact objective where classes collide) and exactly assigned; the best of them.
+        Returns ``(value, selection, assignment, distinct selections)``."""
+        candidates = {tuple(np.flatnonzero(m)) for m in chains.best_mask.cpu().numpy()}
+        best: tuple[float, np.ndarray | None, np.ndarray | None] = (-math.inf, None, None)
         for idx in sorted(candidates):
-            m = np.zeros(n_f, dtype=bool)
+            m = np.zeros(problem.n_candidates, dtype=bool)
             m[list(idx)] = True
-            if options.polish and not interrupted and (hard_deadline is None or time.perf_counter() < hard_deadline):
+            if polish and (hard_deadline is None or time.perf_counter() < hard_deadline):
                 m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
-                # Uniqueness was ignored while searching: where classes collide, polish on
-                # the exact objective (a no-op when nothing collides).
                 m = unique_polish(problem, m, deadline=hard_deadline)
             W, z = complete(problem, m)
             if z > best[0]:
                 best = (z, m, W)
-        if best[0] > record + 1e-9 * max(1.0, abs(record)):
-            history.append((time.perf_counter() - t0, best[0]))
-        if interrupted:
-            termination = Termination.INTERRUPTED
-        return BackendResult(
-            selection=best[1],
-            assignment=best[2],
-            termination=termination,
-            history=history,
-            info={
-                "device": str(device),
-                "steps": step,
-                "chains": C,
-                "t_start": t_start,
-                "pool": pool,
-                "distinct_final_selections": len(candidates),
-            },
-        )
+        return best[0], best[1], best[2], len(candidates)
 
     # ---- pieces ----------------------------------------------------------------------
     @staticmethod

@@ -22,8 +22,8 @@ import threading
 
 import numpy as np
 
-from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
+from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.formulation import Formulation
 from qpmopt.solution import OPTIMALITY_TOL
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.backends.base import Capabilities, OptionsError, SolverConfig
+from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult, watch_solver
 from qpmopt.formulation import Formulation
 
 
