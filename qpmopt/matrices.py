@@ -7,6 +7,8 @@ matrices one way.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "redundancy_from_similarity",
     "threshold_redundancy",
     "locality_bias",
+    "clip_to_main_cluster",
+    "QPM_BIAS_SCALE",
     "qpm_similarity_scale",
 ]
 
@@ -45,16 +49,28 @@ def pearson_similarity(class_sums: np.ndarray, class_counts: np.ndarray, total_s
     return corr / peak if peak > 0 else corr
 
 
-def redundancy_from_similarity(A: np.ndarray) -> np.ndarray:
+def redundancy_from_similarity(A: np.ndarray, *, normalise: Literal["qpm", "offdiagonal"] = "qpm") -> np.ndarray:
     """Cosine similarity of the feature profiles (columns of ``A``), divided by its largest
-    absolute value, zero diagonal, negatives set to zero.  ``(n_f, n_f)``."""
+    absolute value, zero diagonal, negatives set to zero.  ``(n_f, n_f)``.
+
+    Args:
+        normalise: ``"qpm"`` (the reference) takes the largest value *with* the diagonal,
+            which is 1 for any non-zero profile, so the values stay plain cosine
+            similarities.  ``"offdiagonal"`` takes it without the diagonal (the largest
+            pair then has redundancy 1); the instance generator keeps it so that the
+            benchmark presets stay the instances earlier results were measured on.
+    """
+    if normalise not in ("qpm", "offdiagonal"):
+        raise ValueError(f"normalise: expected 'qpm' or 'offdiagonal', got {normalise!r}")
     norms = np.linalg.norm(A, axis=0)
     unit = A / np.maximum(norms, 1e-12)[None, :]
     R = unit.T @ unit
-    np.fill_diagonal(R, 0.0)
+    if normalise == "offdiagonal":
+        np.fill_diagonal(R, 0.0)
     peak = np.abs(R).max()
     if peak > 0:
         R = R / peak
+    np.fill_diagonal(R, 0.0)
     return np.maximum(R, 0.0)
 
 
@@ -94,17 +110,67 @@ def threshold_redundancy(R: np.ndarray, n_select: int, relevance: np.ndarray | N
     return out, t
 
 
-def locality_bias(locality: np.ndarray, border: np.ndarray, max_abs: float = 0.32) -> np.ndarray:
+#: the reference's largest magnitude of B: sqrt(10) * 0.1
+QPM_BIAS_SCALE = float(np.sqrt(10.0) * 0.1)
+
+
+def clip_to_main_cluster(values: np.ndarray, scale: float = QPM_BIAS_SCALE) -> np.ndarray:
+    """The reference's outlier handling of a per-feature score ``(n_f,)``.
+
+    The values are clustered in one dimension by mean shift (scikit-learn's
+    ``MeanShift`` with its estimated bandwidth); a value outside the range ``[low, high]``
+    of the most populous cluster gets that end's magnitude with its own sign (which is a
+    clip whenever the value and the end share their sign).  The result is centred on its
+    mean and scaled to a largest magnitude of ``scale``.  When most values are equal the
+    estimated bandwidth is zero and mean shift cannot run; then nothing is clipped.
+    """
+    from sklearn.cluster import MeanShift, estimate_bandwidth
+
+    v = np.asarray(values, dtype=np.float64).copy()
+    bandwidth = estimate_bandwidth(v.reshape(-1, 1)) if v.size > 1 else 0.0
+    if bandwidth > 0:
+        labels = MeanShift(bandwidth=bandwidth).fit(v.reshape(-1, 1)).labels_
+        ids, sizes = np.unique(labels, return_counts=True)
+        main = v[labels == ids[np.argmax(sizes)]]  # first of the largest on ties
+    else:
+        main = v
+    low, high = main.min(), main.max()
+    below, above = v < low, v > high
+    v[below] = abs(low) * np.sign(v[below])
+    v[above] = abs(high) * np.sign(v[above])
+    v -= v.mean()
+    peak = np.abs(v).max()
+    return v * (scale / peak) if peak > 0 else v
+
+
+def locality_bias(
+    locality: np.ndarray,
+    border: np.ndarray,
+    max_abs: float = QPM_BIAS_SCALE,
+    *,
+    method: Literal["qpm", "robust"] = "qpm",
+) -> np.ndarray:
     """QPM's steering term ``B`` from per-feature map statistics.
 
     Args:
-        locality: ``(n_f,)`` mean peakedness of the spatially softmaxed maps (high = local).
-        border: ``(n_f,)`` share of samples whose map maximum lies on the border.
+        locality: ``(n_f,)`` mean peak of the spatially softmaxed maps, each sample
+            weighted by the feature's share of its pooled activation (high = local).
+        border: ``(n_f,)`` the same weighted mean of "the map's maximum lies on the border".
         max_abs: largest magnitude of the result.
-
-    The score ``locality - border`` is clipped to the main cluster (median +- 3 scaled
-    MADs), centred on its median and scaled to ``max_abs``.
+        method: ``"qpm"`` (the reference): both statistics go through
+            :func:`clip_to_main_cluster`; features whose (negated, clipped) border score
+            falls below zero get the lowest locality value; the combination goes through
+            :func:`clip_to_main_cluster` again.  ``"robust"`` is a simpler variant: the
+            score ``locality - border`` clipped to median +- 3 scaled MADs, centred on its
+            median and scaled to ``max_abs`` (no clustering; the instance generator uses it).
     """
+    if method == "qpm":
+        loc = clip_to_main_cluster(locality, max_abs)
+        edge = clip_to_main_cluster(-np.asarray(border, dtype=np.float64), max_abs)
+        combined = np.where(edge >= 0, loc, loc.min())
+        return clip_to_main_cluster(combined, max_abs)
+    if method != "robust":
+        raise ValueError(f"method: expected 'qpm' or 'robust', got {method!r}")
     score = np.asarray(locality, dtype=np.float64) - np.asarray(border, dtype=np.float64)
     med = np.median(score)
     mad = 1.4826 * np.median(np.abs(score - med))

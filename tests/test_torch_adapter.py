@@ -53,9 +53,9 @@ def test_threshold_leaves_an_independent_set_and_rescales():
     assert len(chosen) >= 8
 
 
-def test_locality_bias_clips_centres_and_scales():
+def test_robust_locality_bias_clips_centres_and_scales():
     loc = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 50.0])  # one outlier
-    B = locality_bias(loc, np.zeros(6), max_abs=0.32)
+    B = locality_bias(loc, np.zeros(6), max_abs=0.32, method="robust")
     assert np.abs(B).max() == pytest.approx(0.32)
     assert np.median(B) == pytest.approx(0.0, abs=1e-12)
     assert B[5] < 10 * B[4]  # the outlier was clipped to the main cluster
@@ -72,10 +72,63 @@ def test_collect_features_equals_direct_computation():
     pooled = maps.mean(dim=(2, 3)).double().numpy()
     assert np.allclose(stats.class_sums, np.stack([pooled[y.numpy() == c].sum(0) for c in range(4)]), atol=1e-5)
     assert np.allclose(stats.total_sumsq, (pooled**2).sum(0), rtol=1e-5)
-    peak = torch.softmax(maps.flatten(2), 2).amax(2).mean(0).double().numpy()
+    share = pooled / pooled.sum(axis=1, keepdims=True)
+    peak = (torch.softmax(maps.flatten(2), 2).amax(2).double().numpy() * share).mean(0)
     assert np.allclose(stats.locality, peak, atol=1e-6)
     A, R, B = qt.build_matrices(stats, k=2, n_features=6)
     assert A.shape == (4, 12) and R.shape == (12, 12) and B.shape == (12,)
+
+
+def _reference_clip(values, scale=np.sqrt(10) * 0.1):
+    """QPM's outlier handling, from its description: mean-shift clusters in 1-D, values
+    outside the biggest cluster's range take that end's magnitude with their own sign, then
+    centre on the mean and scale the largest magnitude to ``scale``."""
+    from sklearn.cluster import MeanShift
+
+    out = np.array(values, dtype=np.float64)
+    labels = MeanShift().fit(out[:, None]).labels_
+    biggest = max(set(labels.tolist()), key=lambda lab: (np.sum(labels == lab), -lab))
+    members = out[labels == biggest]
+    lo, hi = members.min(), members.max()
+    for i, v in enumerate(out):
+        if v < lo:
+            out[i] = abs(lo) * np.sign(v)
+        elif v > hi:
+            out[i] = abs(hi) * np.sign(v)
+    out = out - out.mean()
+    return out / np.abs(out).max() * scale
+
+
+def test_matrices_match_an_independent_reference_construction():
+    torch.manual_seed(3)
+    model = DigitsNet(n_features=16, n_classes=4).eval()
+    loader = tiny_data()
+    stats = qt.collect_features(model, loader, progress=False)
+    _, R, B = qt.build_matrices(stats, k=2, n_features=6, threshold=False)
+    x, y = loader.dataset.tensors
+    loc, edge = np.zeros(16), np.zeros(16)
+    with torch.no_grad():
+        for image in x:  # one sample at a time, as written in the description
+            fmap = model.features(image[None])[0].double()  # (16, H, W)
+            pooled = fmap.mean(dim=(1, 2)).numpy()
+            weight = pooled / pooled.sum()
+            h, w = fmap.shape[1:]
+            for f in range(16):
+                soft = torch.softmax(fmap[f].flatten(), 0)
+                r, c = divmod(int(torch.argmax(fmap[f].flatten())), w)
+                loc[f] += float(soft.max()) * weight[f]
+                edge[f] += float(r in (0, h - 1) or c in (0, w - 1)) * weight[f]
+    loc_n = _reference_clip(loc / len(x))
+    edge_n = _reference_clip(-edge)
+    expected_B = _reference_clip(np.where(edge_n >= 0, loc_n, loc_n.min()))
+    assert np.abs(B).max() == pytest.approx(np.sqrt(10) * 0.1)
+    assert np.allclose(B, expected_B, atol=1e-6)
+    # R: plain cosine similarity of the columns of A (unscaled), diagonal zero, negatives zero
+    A0 = pearson_similarity(stats.class_sums, stats.class_counts, stats.total_sumsq)
+    cos = np.array([[A0[:, i] @ A0[:, j] / np.linalg.norm(A0[:, i]) / np.linalg.norm(A0[:, j])
+                     for j in range(16)] for i in range(16)])
+    np.fill_diagonal(cos, 0.0)
+    assert np.allclose(R, np.maximum(cos, 0.0), atol=1e-12)
 
 
 def _solution_and_stats():

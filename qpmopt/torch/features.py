@@ -26,8 +26,11 @@ class FeatureStats:
         class_sums: ``(n_c, n_f)`` sum of pooled features per class.
         class_counts: ``(n_c,)`` samples per class.
         total_sumsq: ``(n_f,)`` sum of squared pooled features.
-        locality: ``(n_f,)`` mean peak value of the spatially softmaxed maps (or None).
-        border: ``(n_f,)`` share of samples whose map maximum lies on the border (or None).
+        locality: ``(n_f,)`` mean over samples of the peak of the spatially softmaxed map,
+            each sample weighted by the feature's share of its pooled activation
+            (``pooled[n, f] / pooled[n].sum()``, as QPM's reference does), or None.
+        border: ``(n_f,)`` the same weighted mean of "the map's maximum lies on the
+            border", or None.
     """
 
     class_sums: np.ndarray
@@ -180,8 +183,9 @@ def collect_features(
                 sumsq += (pooled**2).sum(dim=0)
                 if maps is not None and loc is not None:
                     peak, on_border = _locality_stats(maps)
-                    loc += peak.sum(dim=0).double()
-                    border += on_border.sum(dim=0).double()
+                    share = pooled / pooled.sum(dim=1, keepdim=True)
+                    loc += (peak.double() * share).sum(dim=0)
+                    border += (on_border.double() * share).sum(dim=0)
     finally:
         if tap is not None:
             tap.__exit__(None, None, None)

@@ -6,9 +6,12 @@ generator; this module only wires the statistics in.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from qpmopt.matrices import (
+    QPM_BIAS_SCALE,
     locality_bias,
     pearson_similarity,
     qpm_similarity_scale,
@@ -28,7 +31,8 @@ def build_matrices(
     qpm_scale: bool = True,
     threshold: bool = True,
     bias: bool = True,
-    bias_max: float = 0.32,
+    bias_max: float = QPM_BIAS_SCALE,
+    bias_method: Literal["qpm", "robust"] = "qpm",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Build ``A (n_c, n_f)``, ``R (n_f, n_f)``, ``B (n_f,)`` from collected statistics.
 
@@ -39,6 +43,9 @@ def build_matrices(
         threshold: penalise only redundancy above QPM's threshold (see
             :func:`qpmopt.matrices.threshold_redundancy`); else the full clipped cosine.
         bias: compute ``B`` from the maps' locality (zeros when no maps were collected).
+        bias_max: largest magnitude of ``B`` (the reference's ``sqrt(10) * 0.1``).
+        bias_method: ``"qpm"`` (the reference construction) or ``"robust"`` (a simpler
+            one); see :func:`qpmopt.matrices.locality_bias`.
     """
     A = pearson_similarity(stats.class_sums, stats.class_counts, stats.total_sumsq)
     R = redundancy_from_similarity(A)  # computed on the unscaled profiles, like QPM
@@ -47,7 +54,7 @@ def build_matrices(
     if qpm_scale:
         A = A * qpm_similarity_scale(A.shape[0], k)
     if bias and stats.locality is not None and stats.border is not None:
-        B = locality_bias(stats.locality, stats.border, max_abs=bias_max)
+        B = locality_bias(stats.locality, stats.border, max_abs=bias_max, method=bias_method)
     else:
         B = np.zeros(A.shape[1])
     return A, R, B
