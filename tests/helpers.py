@@ -61,3 +61,28 @@ def _best_distinct(scores: np.ndarray) -> float:
 
     rec(0, set(), 0.0)
     return best[0]
+
+
+def objective_by_hand(A, R, B, selection, W) -> float:
+    """Z of a solution, summed term by term (written apart from qpmopt.evaluate)."""
+    chosen = [int(f) for f in np.flatnonzero(selection)]
+    z = sum(float(A[c, f]) for c in range(A.shape[0]) for f in range(A.shape[1]) if W[c, f])
+    if R is not None:
+        z -= sum(float(R[i, j]) for a, i in enumerate(chosen) for j in chosen[a + 1 :])
+    if B is not None:
+        z += sum(float(B[f]) for f in chosen)
+    return z
+
+
+def assert_feasible_by_hand(selection, W, k: int, n_sel: int, unique: bool) -> None:
+    """Every constraint checked with plain loops (written apart from qpmopt.evaluate)."""
+    chosen = {int(f) for f in np.flatnonzero(selection)}
+    assert len(chosen) == n_sel, f"{len(chosen)} features selected, expected {n_sel}"
+    rows = []
+    for c in range(W.shape[0]):
+        used = {int(f) for f in np.flatnonzero(W[c])}
+        assert len(used) == k, f"class {c} uses {len(used)} features"
+        assert used <= chosen, f"class {c} uses unselected features {sorted(used - chosen)}"
+        rows.append(frozenset(used))
+    if unique:
+        assert len(set(rows)) == len(rows), "two classes share a feature set"

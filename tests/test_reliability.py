@@ -4,13 +4,13 @@ import math
 
 import numpy as np
 import pytest
-from helpers import oracle
+from helpers import assert_feasible_by_hand, objective_by_hand, oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qpmopt
 from qpmopt import OptionsError, ProblemError, Status, Termination
-from qpmopt.evaluate import objective_terms, violations
+from qpmopt.backends import MipBackend, ModelResult
 from qpmopt.instances import generate
 
 FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,8 +48,8 @@ def test_fuzz_valid_problems_are_solved_feasibly(prob, backend):
     sol = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, unique=unique, backend=backend, time_limit=20,
                                   options=opts)
     p = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique)
-    assert violations(p, sol.selection, sol.assignment) == []
-    assert sol.objective == pytest.approx(objective_terms(p, sol.selection, sol.assignment).total, abs=1e-12)
+    assert_feasible_by_hand(sol.selection, sol.assignment, k, n_sel, unique)
+    assert sol.objective == pytest.approx(objective_by_hand(A, R, B, sol.selection, sol.assignment), abs=1e-9)
     truth = oracle(p.A, p.R, p.B, k, n_sel, unique)
     assert sol.objective <= truth + 1e-9
     if backend in ("auto", "highs"):
@@ -134,7 +134,8 @@ def test_should_stop_returns_best_so_far_marked_interrupted(backend):
                                   time_limit=30)
     assert sol.termination is Termination.INTERRUPTED
     assert sol.status in (Status.FEASIBLE, Status.OPTIMAL) and sol.objective is not None
-    assert sol.wall_time < 25
+    # It stopped at the request, not at the time limit: it polled only a few more times.
+    assert calls["n"] <= 3 + 1 + 4
 
 
 @pytest.mark.parametrize("backend", INTERRUPTIBLE)
@@ -164,10 +165,22 @@ def test_same_seed_same_answer(backend):
     assert runs[0].objective == runs[1].objective and runs[0].seed == 7
 
 
+class NeverProves(MipBackend):
+    """A MILP 'solver' that returns its warm start and proves nothing, whatever its time."""
+
+    name = "never-proves"
+
+    def solve_model(self, form, time_limit, warm, config, options):
+        return ModelResult(x=warm, bound=None, optimal=False)
+
+
 def test_time_limit_returns_best_with_time_limit_termination():
-    inst = generate("medium", seed=1)
-    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend="highs", time_limit=3)
+    inst = generate("small", seed=1)
+    A, R, B = inst.arrays()
+    sol = qpmopt.solve_assignment(A, R, B, inst.k, n_features=inst.n_features, backend=NeverProves(), time_limit=5,
+                                  options={"sdp_bound": False})
     assert sol.termination is Termination.TIME_LIMIT and sol.status is Status.FEASIBLE
+    assert sol.objective == pytest.approx(objective_by_hand(A, R, B, sol.selection, sol.assignment), abs=1e-9)
     assert sol.bound is not None and sol.bound >= sol.objective
 
 

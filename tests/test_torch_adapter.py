@@ -79,7 +79,7 @@ def test_collect_features_equals_direct_computation():
     assert A.shape == (4, 12) and R.shape == (12, 12) and B.shape == (12,)
 
 
-def _reference_clip(values, scale=np.sqrt(10) * 0.1):
+def _reference_clip(values, scale=0.31622776601683794):  # sqrt(10) * 0.1
     """QPM's outlier handling, from its description: mean-shift clusters in 1-D, values
     outside the biggest cluster's range take that end's magnitude with their own sign, then
     centre on the mean and scale the largest magnitude to ``scale``."""
