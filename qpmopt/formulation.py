@@ -147,8 +147,8 @@ class Formulation:
 
     def constant(self) -> float:
         """Objective contribution of the fixed features alone (their B and mutual R)."""
-        pb, x = self.problem, self.fixed
-        return float(pb.B[x].sum()) - 0.5 * float(pb.R[np.ix_(x, x)].sum())
+        problem, x = self.problem, self.fixed
+        return float(problem.B[x].sum()) - 0.5 * float(problem.R[np.ix_(x, x)].sum())
 
     # ---- coefficient arrays -----------------------------------------------------------
     def arrays(self) -> dict[str, Any]:
@@ -157,13 +157,13 @@ class Formulation:
         Returns ``cost (n,), constant, lower (n,), upper (n,), integer (n,) bool,
         matrix (rows, n) csr, row_lower, row_upper``.
         """
-        pb = self.problem
-        free, k = self.free, pb.k
+        problem = self.problem
+        free, k = self.free, problem.k
         n_s, n_w, n_y = self.n_s, self.n_w, self.n_y
         pi, pj = self.pairs[:, 0], self.pairs[:, 1]
-        R_pair = pb.R[free[pi], free[pj]]
-        s_cost = pb.B[free] - pb.R[np.ix_(free, self.fixed)].sum(axis=1)
-        cost = np.concatenate([s_cost, pb.A[self.w_class, self.w_feature], -R_pair])
+        R_pair = problem.R[free[pi], free[pj]]
+        s_cost = problem.B[free] - problem.R[np.ix_(free, self.fixed)].sum(axis=1)
+        cost = np.concatenate([s_cost, problem.A[self.w_class, self.w_feature], -R_pair])
         lower = np.zeros(self.n_vars)
         upper = np.ones(self.n_vars)
         integer = np.zeros(self.n_vars, dtype=bool)
@@ -185,9 +185,9 @@ class Formulation:
         # cardinality over the free features
         add(np.zeros(n_s, np.int64), np.arange(n_s), one(n_s), [self.n_free_selected], [self.n_free_selected])
         # k per class
-        add(self.w_class, n_s + np.arange(n_w), one(n_w), np.full(pb.n_classes, k), np.full(pb.n_classes, k))
+        add(self.w_class, n_s + np.arange(n_w), one(n_w), np.full(problem.n_classes, k), np.full(problem.n_classes, k))
         # W[c, f] - s_f <= 0 for free f
-        pos_free = np.full(pb.n_candidates, -1)
+        pos_free = np.full(problem.n_candidates, -1)
         pos_free[free] = np.arange(n_s)
         linked = np.flatnonzero(pos_free[self.w_feature] >= 0)
         r = np.arange(linked.size)
@@ -247,12 +247,12 @@ class Formulation:
 
     def decode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(selection (n_f,) bool, assignment (n_c, n_f) bool)`` from a variable vector."""
-        pb = self.problem
+        problem = self.problem
         x = np.asarray(x)
-        sel = np.zeros(pb.n_candidates, dtype=bool)
+        sel = np.zeros(problem.n_candidates, dtype=bool)
         sel[self.fixed] = True
         sel[self.free] = x[: self.n_s] > 0.5
-        W = np.zeros(pb.A.shape, dtype=bool)
+        W = np.zeros(problem.A.shape, dtype=bool)
         on = x[self.n_s : self.n_s + self.n_w] > 0.5
         W[self.w_class[on], self.w_feature[on]] = True
         return sel, W

@@ -112,7 +112,7 @@ def estimated_seconds(problem: Problem) -> float:
     """Time the default schedule is expected to take on this machine, from one timed
     evaluation (the faster of two, the first pays for allocations)."""
     dual, _ = _scaled_dual(problem)
-    y = np.zeros(dual.lay.size)
+    y = np.zeros(dual.layout.size)
     best = np.inf
     for _ in range(2):
         t0 = time.perf_counter()
@@ -155,12 +155,12 @@ class _Dual:
         self.A, self.B, self.k, self.n = A, B, k, n_sel
         self.half_R = -0.5 * R
         n_c, n_f = A.shape
-        self.lay = _Layout(n_c, n_f)
+        self.layout = _Layout(n_c, n_f)
         self.trace = 1.0 + n_sel
 
     def matrix(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
         """``C(y)`` of size ``(n_f + 1, n_f + 1)`` and the constant term ``const(y)``."""
-        n_f, n, iu = self.lay.n_f, self.n, self.lay.iu
+        n_f, n, iu = self.layout.n_f, self.n, self.layout.iu
         alpha, beta = p["alpha"], p["beta"]
         gamma, delta = float(p["gamma"][0]), float(p["delta"][0])
         C = np.empty((n_f + 1, n_f + 1))
@@ -177,7 +177,7 @@ class _Dual:
 
     def exact(self, y: np.ndarray) -> tuple[float, float]:
         """``g(y)`` and a bound on its floating-point error."""
-        p = self.lay.split(y)
+        p = self.layout.split(y)
         C, const = self.matrix(p)
         lam_max = float(np.linalg.eigvalsh(C)[-1])
         topk = np.sort(self.A - p["mu"], axis=1)[:, -self.k :]
@@ -193,8 +193,8 @@ class _Dual:
     def smooth(self, y: np.ndarray, tau: float) -> tuple[float, np.ndarray, float]:
         """A smooth upper approximation of ``g`` (value, gradient) and the exact certified
         ``g(y)`` obtained from the same eigendecomposition."""
-        lay, k, n = self.lay, self.k, self.n
-        p = lay.split(y)
+        layout, k, n = self.layout, self.k, self.n
+        p = layout.split(y)
         C, const = self.matrix(p)
         lam, U = np.linalg.eigh(C)
         # tau * logsumexp(lam / tau) >= lam_max; its gradient is the PSD matrix U diag(w) U^T.
@@ -213,14 +213,14 @@ class _Dual:
         # The gradient of a Lagrangian dual function is the constraint residual at the
         # maximiser (here: at the smoothed maximiser M, Wt).
         s, X = M[0, 1:], M[1:, 1:]
-        g = np.empty(lay.size)
-        g[lay.slices["mu"]] = (s[None, :] - Wt).ravel()
-        g[lay.slices["alpha"]] = np.diag(X) - s
-        g[lay.slices["beta"]] = X.sum(axis=1) - n * s
-        g[lay.slices["gamma"]] = s.sum() - n
-        g[lay.slices["delta"]] = M[0, 0] - 1.0
-        g[lay.slices["N"]] = 2.0 * X[lay.iu]
-        g[lay.slices["t"]] = k - Wt.sum(axis=1)
+        g = np.empty(layout.size)
+        g[layout.slices["mu"]] = (s[None, :] - Wt).ravel()
+        g[layout.slices["alpha"]] = np.diag(X) - s
+        g[layout.slices["beta"]] = X.sum(axis=1) - n * s
+        g[layout.slices["gamma"]] = s.sum() - n
+        g[layout.slices["delta"]] = M[0, 0] - 1.0
+        g[layout.slices["N"]] = 2.0 * X[layout.iu]
+        g[layout.slices["t"]] = k - Wt.sum(axis=1)
 
         topk = np.sort(a, axis=1)[:, -k:]
         exact, err = self._value(const, topk, float(lam[-1]), C)
@@ -240,9 +240,9 @@ def sdp_dual_value(problem: Problem, multipliers: np.ndarray) -> float:
     """
     dual, scale = _scaled_dual(problem)
     y = np.array(multipliers, dtype=np.float64)
-    if y.shape != (dual.lay.size,):
-        raise ValueError(f"multipliers: expected shape ({dual.lay.size},), got {y.shape}")
-    bounds = dual.lay.bounds()
+    if y.shape != (dual.layout.size,):
+        raise ValueError(f"multipliers: expected shape ({dual.layout.size},), got {y.shape}")
+    bounds = dual.layout.bounds()
     y = np.maximum(y, bounds.lb)
     value, err = dual.exact(y)
     return scale * (value + err)
@@ -293,9 +293,9 @@ def sdp_upper_bound(
     """
     t0 = time.perf_counter()
     dual, scale = _scaled_dual(problem)
-    lay = dual.lay
-    y = np.zeros(lay.size)
-    y[lay.slices["t"]] = np.sort(dual.A, axis=1)[:, -problem.k]  # start t at each class's k-th value
+    layout = dual.layout
+    y = np.zeros(layout.size)
+    y[layout.slices["t"]] = np.sort(dual.A, axis=1)[:, -problem.k]  # start t at each class's k-th value
     best = [np.inf]
     evaluations = [0]
     goal = None if target is None else target / scale
@@ -313,7 +313,7 @@ def sdp_upper_bound(
         return value, grad
 
     stopped = "schedule"
-    bounds = lay.bounds()
+    bounds = layout.bounds()
     stages = list(schedule)
     if deadline is not None and stages:
         # With a deadline, time left after the schedule goes to finer smoothing levels

@@ -72,15 +72,15 @@ def test_unique_polish_repairs_a_relaxed_optimum_where_uniqueness_binds():
     from helpers import oracle
 
     from qpmopt.instances import generate
-    from qpmopt.search import complete, unique_polish
+    from qpmopt.search import evaluate_selection, unique_polish
 
     inst = generate("tiny", seed=1)  # binomial(4, 2) = 6 = n_classes: uniqueness binds hard
     p = Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
     relaxed = local_search(p, greedy_selection(p)).selection
     polished = unique_polish(p, relaxed)
     truth = oracle(p.A, p.R, p.B, p.k, p.n_features, True)
-    assert complete(p, relaxed)[1] < truth - 1e-6  # the relaxed search alone misses it
-    assert complete(p, polished)[1] == __import__("pytest").approx(truth, abs=1e-9)
+    assert evaluate_selection(p, relaxed)[1] < truth - 1e-6  # the relaxed search alone misses it
+    assert evaluate_selection(p, polished)[1] == __import__("pytest").approx(truth, abs=1e-9)
 
 
 @settings(max_examples=30, deadline=None)

@@ -32,7 +32,14 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import best_assignment, complete, greedy_selection, local_search, relaxed_value, unique_polish
+from qpmopt.search import (
+    best_assignment,
+    evaluate_selection,
+    greedy_selection,
+    local_search,
+    relaxed_value,
+    unique_polish,
+)
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -150,7 +157,7 @@ class _StepParams:
         temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
         bytes_per = torch.finfo(dtype).bits / 8
         # One chain's temporaries are a few (n_c, width) arrays; on the CPU small chunks stay
-        # in cache and run faster than one big batch (measured on cub-1).
+        # in cache and run faster than one large batch (measured on cub-1).
         chunk = max(1, int(temp_mb * 2**20 / (3 * n_c * n_f * bytes_per)))
         pool = options.pool_size if options.pool_size and options.pool_size < n_f - n_sel else None
         pool_chunk = chunk if pool is None else max(1, int(temp_mb * 2**20 / (3 * n_c * pool * bytes_per)))
@@ -366,7 +373,7 @@ class AnnealBackend(Backend):
             if polish and (hard_deadline is None or time.perf_counter() < hard_deadline):
                 m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
                 m = unique_polish(problem, m, deadline=hard_deadline)
-            W, z = complete(problem, m)
+            W, z = evaluate_selection(problem, m)
             if z > best[0]:
                 best = (z, m, W)
         return best[0], best[1], best[2], len(candidates)

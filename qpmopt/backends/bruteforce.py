@@ -11,7 +11,7 @@ import numpy as np
 
 from qpmopt.backends.base import Backend, Capabilities, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
-from qpmopt.search import complete
+from qpmopt.search import evaluate_selection
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -48,7 +48,7 @@ class BruteForceBackend(Backend):
                         break
                 mask[:] = False
                 mask[list(combo)] = True
-                W, z = complete(problem, mask)
+                W, z = evaluate_selection(problem, mask)
                 if z > best[0]:
                     best = (z, mask.copy(), W)
         except KeyboardInterrupt:

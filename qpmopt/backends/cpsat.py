@@ -34,8 +34,8 @@ SCALE_ACCURACY = 4e-10
 
 def objective_scale(form: Formulation, reference: float) -> tuple[float, float]:
     """``(scale, max_error)`` for integer objective coefficients (module docstring)."""
-    pb = form.problem
-    terms = pb.n_classes * pb.k + math.comb(pb.n_features, 2) + pb.n_features
+    problem = form.problem
+    terms = problem.n_classes * problem.k + math.comb(problem.n_features, 2) + problem.n_features
     target = terms * 0.5 / (SCALE_ACCURACY * max(1.0, abs(reference)))
     scale = 2.0 ** math.ceil(math.log2(target))
     return scale, terms * 0.5 / scale
@@ -66,14 +66,14 @@ class CpSatBackend(MipBackend):
         for lo, hi in zip(arr["lower"].astype(np.int64), arr["upper"].astype(np.int64)):
             proto.variables.add().domain.extend([int(lo), int(hi)])
         mat = arr["matrix"]
-        big = 2**62
+        int64_edge = 2**62
         for r in range(mat.shape[0]):
             sl = slice(mat.indptr[r], mat.indptr[r + 1])
             lin = proto.constraints.add().linear
             lin.vars.extend(mat.indices[sl].tolist())
             lin.coeffs.extend(np.rint(mat.data[sl]).astype(np.int64).tolist())
             lo, hi = arr["row_lower"][r], arr["row_upper"][r]
-            lin.domain.extend([-big if np.isinf(lo) else int(lo), big if np.isinf(hi) else int(hi)])
+            lin.domain.extend([-int64_edge if np.isinf(lo) else int(lo), int64_edge if np.isinf(hi) else int(hi)])
         nz = np.flatnonzero(coefs)
         proto.objective.vars.extend(nz.tolist())
         proto.objective.coeffs.extend((-coefs[nz]).tolist())  # CP-SAT minimises

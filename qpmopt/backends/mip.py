@@ -40,7 +40,7 @@ from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
-from qpmopt.search import complete, greedy_selection, identical_rows, iterated_local_search
+from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search
 from qpmopt.solution import BackendResult, Termination
 
 __all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp"]
@@ -101,7 +101,7 @@ class Incumbent:
         """Keep ``selection`` (``(n_f,)`` bool) with ``assignment`` (``(n_c, n_f)`` bool, or
         ``None`` for the exact one) when it beats the incumbent; return whether it did."""
         if assignment is None:
-            assignment, value = complete(self.problem, selection)
+            assignment, value = evaluate_selection(self.problem, selection)
         else:
             value = objective_terms(self.problem, selection, assignment).total
         if value <= self.value + 1e-9 * max(1.0, abs(self.value)):

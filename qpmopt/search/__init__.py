@@ -5,7 +5,7 @@
 - :mod:`~qpmopt.search.heuristics`: greedy, swap local search, iterated local search, polish.
 """
 
-from qpmopt.search.assignment import best_assignment, complete, identical_rows
+from qpmopt.search.assignment import best_assignment, evaluate_selection, identical_rows
 from qpmopt.search.heuristics import (
     LocalSearchResult,
     greedy_selection,
@@ -17,7 +17,7 @@ from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
 
 __all__ = [
     "best_assignment",
-    "complete",
+    "evaluate_selection",
     "identical_rows",
     "LocalSearchResult",
     "greedy_selection",

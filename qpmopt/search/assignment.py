@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from qpmopt.problem import Problem
 from qpmopt.search.neighbourhood import topk_stats
 
-__all__ = ["identical_rows", "best_assignment", "complete"]
+__all__ = ["identical_rows", "best_assignment", "evaluate_selection"]
 
 
 def identical_rows(W: np.ndarray) -> list[np.ndarray]:
@@ -122,7 +122,7 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
         listed[grow] = listed[grow] * 2
 
 
-def complete(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
+def evaluate_selection(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
     """``(W, Z)``: the exact best assignment of ``selection`` and its objective."""
     W, z_a = best_assignment(problem, selection)
     idx = np.flatnonzero(selection)

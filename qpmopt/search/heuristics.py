@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qpmopt.problem import Problem
-from qpmopt.search.assignment import complete
+from qpmopt.search.assignment import evaluate_selection
 from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
 
 __all__ = ["greedy_selection", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish"]
@@ -177,7 +177,7 @@ def unique_polish(
         return sel
     if max_evaluations is None:
         max_evaluations = int(min(5_000, max(4, 2e7 / (problem.n_classes * problem.n_candidates))))
-    current = complete(problem, sel)[1]
+    current = evaluate_selection(problem, sel)[1]
     evaluations = 0
     while evaluations < max_evaluations:
         delta, si, ui = swap_deltas(problem, sel)
@@ -195,7 +195,7 @@ def unique_polish(
             cand = sel.copy()
             cand[si[a]], cand[ui[b]] = False, True
             evaluations += 1
-            value = complete(problem, cand)[1]
+            value = evaluate_selection(problem, cand)[1]
             if value > current + 1e-12 * max(1.0, abs(current)):
                 sel, current, improved = cand, value, True
                 break
