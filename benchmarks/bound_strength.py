@@ -17,7 +17,7 @@ from pathlib import Path
 import reference
 
 import qpmopt
-from qpmopt.bench import machine_info
+from qpmopt.bench import provenance
 from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
 from qpmopt.instances import generate
 from qpmopt.io import write_json
@@ -30,7 +30,7 @@ def instances():
     k, n_sel, _ = reference.REFERENCE["medium-1"]
     yield "medium-1", reference.load("medium-1"), k, n_sel
     for preset in ("small", "medium"):
-        inst = generate(preset, seed=0)
+        inst = generate(preset, seed=reference.PRESET_SEED)
         yield preset, inst.arrays(), inst.k, inst.n_features
 
 
@@ -61,8 +61,7 @@ def main() -> int:
               f"Lagrangian {lag:.4f} ({row['lagrangian_gap']:.1%}, {t_lag:.1f} s); "
               f"SDP {sdp.value:.4f} ({row['sdp_gap']:.1%}, {sdp.seconds:.1f} s, {sdp.evaluations} evaluations)",
               flush=True)
-    write_json(args.out, {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows},
-               force=True)
+    write_json(args.out, {**provenance(), "rows": rows}, force=True)
     print(f"wrote {args.out}")
     return 0
 

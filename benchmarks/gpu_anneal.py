@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import reference
 import torch
 
 import qpmopt
-from qpmopt.bench import machine_info
+from qpmopt.bench import provenance
 from qpmopt.instances import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure", file=sys.stderr)
         return 2
-    out = {"machine": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": []}
+    out = {**provenance(), "runs": []}
     cases = []
     if reference.path("cub-1").exists():
         k, n_sel, best_known = reference.REFERENCE["cub-1"]

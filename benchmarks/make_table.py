@@ -1,75 +1,59 @@
-"""Regenerate the README's performance table from benchmarks/results/*.json.
+"""Regenerate the README's performance table and benchmarks/RESULTS.md from the result
+files of one suite run (python benchmarks/run_suite.py).
 
     python benchmarks/make_table.py
 
-Writes benchmarks/RESULTS.md (every row) and replaces the block between the
-``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->`` markers in README.md (the
-CUB-scale rows).
+Refuses files that come from different commits or from a dirty tree, so that the table is
+always one run of one version of the code.
 """
 
 from __future__ import annotations
 
-import json
 import re
+import sys
 from pathlib import Path
+
+from qpmopt.bench import RESULT_COLUMNS, load_results, markdown_table, result_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FILES = ["presets.json", "shared-medium-1.json", "shared-cub-1.json"]
+README_INSTANCES = ("cub", "cub-1")
 
 
-def fmt(v, digits=6):
-    if v is None:
-        return "-"
-    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+def describe(machine: dict) -> str:
+    return (f"{machine.get('cpu', machine.get('processor', '?'))}, {machine.get('cpu_count')} cores, "
+            f"{machine.get('memory_gb')} GB, GPU: {machine.get('gpu') or 'none'}; torch {machine.get('torch_version')}, "
+            f"highspy {machine.get('highspy_version')}, ortools {machine.get('ortools_version')}")
 
 
-def rows(data):
-    out = []
-    for r in data["results"]:
-        gap = r.get("gap")
-        status = r.get("status")
-        if status == "error":
-            status = f"error: {r.get('error', '')[:60]}"
-        out.append(
-            f"| {r['instance']} | {r['backend']} | {fmt(r.get('objective'), 8)} | {fmt(r.get('bound'), 8)} | "
-            f"{'-' if gap is None else f'{100 * gap:.2f}%'} | {fmt(r.get('time_to_best'), 3)} | "
-            f"{fmt(r.get('wall_time'), 3)} | {fmt(r.get('overshoot'), 2)} | {fmt(r.get('peak_memory_mb'), 4)} | "
-            f"{status} |"
-        )
-    return out
-
-
-HEADER = ("| instance | backend | objective | bound | gap | time to best (s) | wall (s) | overshoot (s) | "
-          "peak MB | status |\n|---|---|---|---|---|---|---|---|---|---|")
-
-
-def main() -> None:
-    sections, cub_rows, machine = [], [], None
-    for name in FILES:
-        path = RESULTS / name
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        machine = data["machine"]
-        body = rows(data)
-        sections.append(f"### {name} (time limit {data['time_limit']} s, {data['created']})\n\n{HEADER}\n" + "\n".join(body))
-        cub_rows += [line for line in body if line.startswith(("| cub |", "| cub-1 |"))]
-    m = machine or {}
-    desc = (f"{m.get('cpu', m.get('processor', '?'))}, {m.get('cpu_count')} cores, {m.get('memory_gb')} GB, "
-            f"GPU: {m.get('gpu') or 'none'}; torch {m.get('torch_version')}, highspy {m.get('highspy_version')}, "
-            f"ortools {m.get('ortools_version')}")
+def main() -> int:
+    runs = [(name, load_results(RESULTS / name)) for name in FILES if (RESULTS / name).exists()]
+    commits = {(data.get("commit"), data.get("dirty")) for _, data in runs}
+    if len(commits) != 1 or any(dirty is not False for _, dirty in commits):
+        print(f"refusing: the result files come from {sorted(map(str, commits))}; rerun python benchmarks/run_suite.py "
+              "on a clean checkout", file=sys.stderr)
+        return 1
+    (commit, _), = commits
+    sections, readme_rows = [], []
+    for name, data in runs:
+        rows = result_rows(data)
+        sections.append(f"### {name} (time limit {data['time_limit']} s, {data['created']})\n\n"
+                        + markdown_table(RESULT_COLUMNS, rows))
+        readme_rows += [row for row in rows if row[0] in README_INSTANCES]
+    source = f"commit {commit[:10]}, {runs[0][1]['created'][:10]}, {describe(runs[0][1]['machine'])}"
     (ROOT / "benchmarks" / "RESULTS.md").write_text(
-        "# Benchmark results\n\nMade by `bash benchmarks/run_suite.sh` on: " + desc + "\n\n" + "\n\n".join(sections) + "\n")
+        "# Benchmark results\n\nMade by `python benchmarks/run_suite.py` at " + source + ".\n\n"
+        + "\n\n".join(sections) + "\n")
+    table = (f"<!-- perf-table:start -->\n{markdown_table(RESULT_COLUMNS, readme_rows)}\n\n"
+             f"One run of `python benchmarks/run_suite.py` at {source}. "
+             "All rows: [benchmarks/RESULTS.md](benchmarks/RESULTS.md).\n<!-- perf-table:end -->")
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    table = (f"<!-- perf-table:start -->\n{HEADER}\n" + "\n".join(cub_rows) +
-             f"\n\nMachine: {desc}. All rows: [benchmarks/RESULTS.md](benchmarks/RESULTS.md).\n<!-- perf-table:end -->")
-    if "<!-- perf-table:start -->" in text:
-        text = re.sub(r"<!-- perf-table:start -->.*?<!-- perf-table:end -->", lambda _: table, text, flags=re.S)
-        readme.write_text(text)
-    print(f"wrote benchmarks/RESULTS.md ({sum(len(s.splitlines()) for s in sections)} lines)")
+    text = re.sub(r"<!-- perf-table:start -->.*?<!-- perf-table:end -->", lambda _: table, readme.read_text(), flags=re.S)
+    readme.write_text(text)
+    print(f"wrote benchmarks/RESULTS.md and the README table from {len(runs)} files at {source}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,6 +11,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchSpec", "run_benchmark", "machine_info", "load_results", "compare_rows", "result_rows"]
+__all__ = ["BenchSpec", "run_benchmark", "machine_info", "provenance", "load_results", "compare_rows", "result_rows",
+           "markdown_table", "RESULT_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,24 @@ class BenchSpec:
     seed: int = 1
     k: int | None = None
     n_features: int | None = None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=Path.cwd())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance() -> dict[str, Any]:
+    """Where a result comes from: ``commit`` (of the git checkout in the working
+    directory, ``None`` outside one), ``dirty`` (uncommitted changes to tracked files),
+    ``created`` (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 
 
 def machine_info() -> dict[str, Any]:
@@ -130,9 +150,12 @@ def run_benchmark(
     """Run every backend on every instance, each in a fresh process.
 
     A run that outlives ``time_limit + grace`` seconds is killed and recorded as such.
-    Returns ``{"machine": ..., "time_limit": ..., "results": [row, ...]}``.
+    Returns :func:`provenance`'s keys (commit, dirty, created, machine) with
+    ``"time_limit"``, ``"seed"`` and ``"results"`` (one row per run, each with its commit
+    and creation time).
     """
     ctx = mp.get_context("spawn")
+    source = provenance()
     results = []
     for spec in specs:
         for backend in backends:
@@ -153,12 +176,12 @@ def run_benchmark(
             proc.join(5)
             if proc.exitcode not in (0, None) and "error" not in row:
                 row = {"status": "error", "error": f"worker exit code {proc.exitcode}"}
-            row.update(instance=spec.name, backend=backend, process_time=time.perf_counter() - start)
+            row.update(instance=spec.name, backend=backend, process_time=time.perf_counter() - start,
+                       commit=source["commit"], dirty=source["dirty"], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
             results.append(row)
             if on_result is not None:
                 on_result(row)
-    return {"machine": machine_info(), "time_limit": time_limit, "seed": seed, "results": results,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {**source, "time_limit": time_limit, "seed": seed, "results": results}
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
@@ -177,7 +200,8 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-RESULT_COLUMNS = ["instance", "backend", "objective", "bound", "gap", "time_to_best", "wall_time", "peak_memory_mb", "status"]
+RESULT_COLUMNS = ["instance", "backend", "objective", "bound", "gap", "time to best (s)", "wall (s)", "overshoot (s)",
+                  "peak MB", "status"]
 
 
 def result_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -187,10 +211,17 @@ def result_rows(data: dict[str, Any]) -> list[list[str]]:
         gap = r.get("gap")
         cells = [r.get("instance"), r.get("backend"), _fmt(r.get("objective"), 7), _fmt(r.get("bound"), 7),
                  "-" if gap is None else f"{100 * gap:.2f}%", _fmt(r.get("time_to_best"), 3),
-                 _fmt(r.get("wall_time"), 3), _fmt(r.get("peak_memory_mb"), 4),
+                 _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2), _fmt(r.get("peak_memory_mb"), 4),
                  r.get("status") if r.get("status") != "error" else f"error: {r.get('error')}"]
         rows.append([str(c) for c in cells])
     return rows
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def compare_rows(old: dict[str, Any], new: dict[str, Any]) -> list[list[str]]:

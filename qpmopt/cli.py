@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from qpmopt._version import __version__
+from qpmopt.instances import PRESETS
 
 
 class _Failure(click.ClickException):
@@ -124,8 +125,7 @@ def solve(problem_file: Path, k: int | None, n_features: int | None, backend: st
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["tiny", "small", "medium", "cub", "cars", "imagenet"]), default="cub",
-              show_default=True)
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="cub", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True)
@@ -166,7 +166,6 @@ def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ..
 
     from qpmopt.backends import backend_names
     from qpmopt.bench import BenchSpec, result_rows, run_benchmark
-    from qpmopt.instances import PRESETS
     from qpmopt.io import write_json
 
     names = [b.strip() for b in backends.split(",") if b.strip()]

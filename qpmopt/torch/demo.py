@@ -98,7 +98,7 @@ def run_demo(
     torch.manual_seed(seed)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    epochs = epochs if epochs is not None else (1 if quick else 20)
+    epochs = epochs if epochs is not None else (3 if quick else 20)
     finetune_epochs = finetune_epochs if finetune_epochs is not None else (1 if quick else 15)
     t0 = time.perf_counter()
     train, train_eval, test = digits_loaders(seed)

@@ -15,21 +15,20 @@ from qpmopt.torch.head import QPMHead
 __all__ = ["plot_assignment", "plot_class_pair", "most_similar_classes"]
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(**kwargs: Any) -> Any:
+    # A bare Figure draws to files through its own canvas: no pyplot, so the user's
+    # process keeps its backend and no window state is created.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def plot_assignment(head: QPMHead, path: str | Path, class_names: list[str] | None = None) -> Path:
     """Heat map of which selected feature (columns) each class (rows) uses; PNG."""
-    plt = _pyplot()
     W = head.weight.detach().cpu().numpy()
     order = np.lexsort(W[::-1])[::-1]  # group features used by the same classes
-    fig, ax = plt.subplots(figsize=(max(4, 0.35 * W.shape[1] + 1.5), max(3, 0.35 * W.shape[0] + 1)))
+    fig = _figure(figsize=(max(4, 0.35 * W.shape[1] + 1.5), max(3, 0.35 * W.shape[0] + 1)))
+    ax = fig.subplots()
     ax.imshow(W[:, order], cmap="Greys", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(W.shape[1]), [str(f) for f in head.feature_idx.cpu().numpy()[order]], rotation=90, fontsize=7)
     names = class_names or [str(c) for c in range(W.shape[0])]
@@ -40,7 +39,6 @@ def plot_assignment(head: QPMHead, path: str | Path, class_names: list[str] | No
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -65,7 +63,6 @@ def plot_class_pair(
 ) -> Path:
     """For one image of class ``a`` and one of ``b``: the image, then the maps of the
     features the classes share and of those only one of them uses; PNG."""
-    plt = _pyplot()
     names = class_names or [str(c) for c in range(head.n_classes)]
     cmp = head.compare_classes(a, b)
     columns = [("shared", f) for f in cmp["shared"]] + [(f"only {names[a]}", f) for f in cmp[f"only_{a}"]]
@@ -77,7 +74,8 @@ def plot_class_pair(
         model(torch.stack([image_a, image_b]).to(device))
         maps = tap.maps.cpu().numpy()
     model.train(was)
-    fig, axes = plt.subplots(2, len(columns) + 1, figsize=(1.6 * (len(columns) + 1), 3.6), squeeze=False)
+    fig = _figure(figsize=(1.6 * (len(columns) + 1), 3.6))
+    axes = fig.subplots(2, len(columns) + 1, squeeze=False)
     for row, (img, c) in enumerate(((image_a, a), (image_b, b))):
         axes[row, 0].imshow(img.squeeze(0).cpu().numpy(), cmap="gray")
         axes[row, 0].set_title(f"class {names[c]}", fontsize=8)
@@ -92,5 +90,4 @@ def plot_class_pair(
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

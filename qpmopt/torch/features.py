@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FeatureStats", "collect_features", "find_feature_modules", "FeatureTap"]
+__all__ = ["FeatureStats", "collect_features", "find_feature_modules", "find_qpm_head", "unwrap_parallel", "FeatureTap"]
 
 
 @dataclass
@@ -53,6 +53,18 @@ class FeatureStats:
         return np.sqrt(np.maximum(var, 1e-12))
 
 
+def unwrap_parallel(model: nn.Module) -> nn.Module:
+    """The user's model inside ``DistributedDataParallel`` / ``DataParallel`` (which keep
+    it in ``.module``), else ``model`` itself."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
+
+def find_qpm_head(model: nn.Module) -> nn.Module | None:
+    """The installed QPM head (the last module marked ``is_qpm_head``), or ``None``."""
+    heads = [m for m in model.modules() if getattr(m, "is_qpm_head", False)]
+    return heads[-1] if heads else None
+
+
 def find_feature_modules(model: nn.Module) -> tuple[str, nn.Module, nn.Module | None]:
     """Locate the classifier (last linear layer) and the pooling module before it.
 
@@ -61,11 +73,8 @@ def find_feature_modules(model: nn.Module) -> tuple[str, nn.Module, nn.Module | 
     average pooling layer; its *input* are the feature maps.  Returns
     ``(classifier_name, classifier, pool_or_None)``.
     """
-    classifier = None
-    heads = [m for m in model.modules() if getattr(m, "is_qpm_head", False)]
-    if heads:  # an installed QPM head is the classifier now
-        classifier = heads[-1]
-    elif hasattr(model, "get_classifier"):
+    classifier = find_qpm_head(model)  # an installed QPM head is the classifier now
+    if classifier is None and hasattr(model, "get_classifier"):
         cand = model.get_classifier()
         if isinstance(cand, nn.Linear):
             classifier = cand

@@ -8,17 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from qpmopt.torch.head import QPMHead
+from qpmopt.torch.features import find_qpm_head
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 
 __all__ = ["fine_tune"]
-
-
-def _find_head(model: nn.Module) -> QPMHead | None:
-    for m in model.modules():
-        if isinstance(m, QPMHead):
-            return m
-    return None
 
 
 def fine_tune(
@@ -51,7 +44,7 @@ def fine_tune(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size or max(1, epochs // 2), gamma=gamma)
-    head = _find_head(model)
+    head = find_qpm_head(model)
     div = FeatureDiversityLoss(head, diversity_weight) if head is not None and diversity_weight > 0 else None
     hook = FeatureMapHook(model) if div is not None else None
     ce = nn.CrossEntropyLoss()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qpmopt.torch.features import FeatureStats, find_feature_modules
+from qpmopt.torch.features import FeatureStats, find_feature_modules, unwrap_parallel
 
 __all__ = ["QPMHead", "install_head", "uninstall_head"]
 
@@ -89,11 +89,6 @@ class QPMHead(nn.Module):
         return f"n_classes={self.n_classes}, n_selected={self.feature_idx.numel()}, k={self.k}"
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    # DistributedDataParallel and DataParallel keep the user's model in .module
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
@@ -107,7 +102,7 @@ def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device
     is kept aside (not as a submodule, so its parameters leave ``model.parameters()``)
     for :func:`uninstall_head`.  Returns the head.
     """
-    target = _unwrap(model)
+    target = unwrap_parallel(model)
     if getattr(target, _REPLACED, None) is not None:
         raise RuntimeError("model: a QPM head is already installed; call uninstall_head first")
     name, old, _ = find_feature_modules(target)
@@ -123,7 +118,7 @@ def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device
 
 def uninstall_head(model: nn.Module) -> nn.Module:
     """Put back the layer :func:`install_head` replaced; returns it."""
-    target = _unwrap(model)
+    target = unwrap_parallel(model)
     saved = getattr(target, _REPLACED, None)
     if saved is None:
         raise RuntimeError("model: no QPM head installed")

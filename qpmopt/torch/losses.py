@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qpmopt.torch.features import find_feature_modules
+from qpmopt.torch.features import find_feature_modules, unwrap_parallel
 
 __all__ = ["FeatureMapHook", "FeatureDiversityLoss", "map_diversity"]
 
@@ -32,8 +32,7 @@ class FeatureMapHook:
     :meth:`close`."""
 
     def __init__(self, model: nn.Module) -> None:
-        target = model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
-        _, _, pool = find_feature_modules(target)
+        _, _, pool = find_feature_modules(unwrap_parallel(model))
         if pool is None:
             raise ValueError("model: no pooling layer found, so no feature maps to hook")
         self.maps: torch.Tensor | None = None

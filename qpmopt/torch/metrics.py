@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qpmopt.torch.features import FeatureTap
-from qpmopt.torch.head import QPMHead
+from qpmopt.torch.features import FeatureTap, find_qpm_head
 from qpmopt.torch.losses import map_diversity
 
 __all__ = [
@@ -143,7 +142,7 @@ def interpretability_report(
     correct = total = 0
     with FeatureTap(model) as tap, torch.no_grad():
         clf = tap.classifier
-        head = next((m for m in model.modules() if isinstance(m, QPMHead)), None)
+        head = find_qpm_head(model)
         for images, y in loader:
             images, y = images.to(device), y.to(device)
             logits = model(images)
