@@ -1,4 +1,4 @@
-"""How QPM builds ``A``, ``R`` and ``B`` (PROBLEM.md), on numpy arrays.
+"""How QPM builds ``A``, ``R`` and ``B`` (docs/problem.md), on numpy arrays.
 
 The torch adapter streams a data set into the sufficient statistics used here; the
 instance generator calls the same functions on simulated statistics, so both build their

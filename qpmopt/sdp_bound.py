@@ -28,8 +28,8 @@ upper approximation of ``g`` (log-sum-exp of the eigenvalues, softplus in the to
 dual), with the smoothing lowered in stages; the smallest exact ``g`` seen is returned.
 
 Cost per evaluation: one symmetric eigendecomposition of size ``n_f + 1`` plus
-``O(n_c n_f + n_f^2)``; about 5 ms at 256 features on a 2-core CPU, which is why callers
-only use it up to :data:`SDP_MAX_FEATURES` candidate features.
+``O(n_c n_f + n_f^2)``, which is why callers only use it up to :data:`SDP_MAX_FEATURES`
+candidate features (benchmarks/results/bound_strength.json records its time).
 """
 
 from __future__ import annotations
@@ -56,17 +56,15 @@ __all__ = [
     "sdp_wanted",
 ]
 
-#: Above this many candidate features one eigendecomposition costs too much (cubic) for
-#: the bound to converge within half a minute on a laptop CPU; callers skip it there.
-#: Measured on a 2-core CPU: 20 to 40 ms per step at 256 features, 90 ms at 512 (where
-#: 30 s gave 177 against the Lagrangian bound's 163, not converged); at 2 048, 400 s gave
-#: 478 against 328.
+#: Above this many candidate features the cubic cost of one eigendecomposition keeps the
+#: bound from converging in the time a solve gives it (at 512 and 2 048 candidates it did
+#: not beat the Lagrangian bound in that time); callers skip it there.
 SDP_MAX_FEATURES = 400
 
 #: Seconds of a full default schedule per second of one evaluation timed up front:
 #: about 700 steps, each costing 2 to 5 times the up-front evaluation once the optimiser's
-#: own work and the harder matrices met later are counted (calibrated on medium-1, 12 to
-#: 25 s against an 8 s estimate at 1 400, and on a 512-candidate instance).
+#: own work and the harder matrices met later are counted (calibrated on medium-1 and on
+#: a 512-candidate instance).
 _COST_FACTOR = 3000
 
 #: Smoothing stages, in units of the largest matrix entry: large first (an easy, smooth
@@ -316,8 +314,8 @@ def sdp_upper_bound(
     bounds = layout.bounds()
     stages = list(schedule)
     if deadline is not None and stages:
-        # With a deadline, time left after the schedule goes to finer smoothing levels
-        # (measured on medium-1: 55.49 after the schedule, 55.07 with 40 s in all).
+        # With a deadline, time left after the schedule goes to finer smoothing levels,
+        # which still lower the bound (they did on medium-1).
         stages += [stages[-1] * 0.3**i for i in range(1, 4)]
     try:
         for tau in stages:

@@ -66,7 +66,7 @@ def solve_assignment(
 ) -> Solution:
     """Select ``n_features`` features and assign ``k`` of them to every class.
 
-    Maximises ``Z = sum A*W - sum_{i<j} R_ij s_i s_j + sum B s`` (see PROBLEM.md).
+    Maximises ``Z = sum A*W - sum_{i<j} R_ij s_i s_j + sum B s`` (see docs/problem.md).
 
     Args:
         A: ``(n_c, n_f)`` class-feature similarity (rows are classes).

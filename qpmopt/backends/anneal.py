@@ -1,7 +1,7 @@
 """Batched simulated annealing in PyTorch (GPU when present, else CPU).
 
 Every chain holds a selection.  One step evaluates *all* swaps of every chain at once,
-incrementally (PROBLEM.md, "Useful structure"): from each class's k-th and (k+1)-th best
+incrementally (docs/problem.md, "Structure the algorithms use"): from each class's k-th and (k+1)-th best
 selected value, the change of ``Z_A`` for dropping ``o`` and adding ``i`` is
 
     sum_c M[c,o] * (max(next_c, A[c,i]) - A[c,o]) + (1 - M[c,o]) * max(0, A[c,i] - kth_c)
@@ -46,9 +46,8 @@ from qpmopt.solution import BackendResult, Termination
 def default_steps(problem: Problem) -> int:
     """Step budget used when no time limit is given (the run is then reproducible per seed).
 
-    2 000 steps at CUB scale (about 25 s with 8 chains on a 2-core laptop CPU, well under a
-    minute), more for smaller instances whose steps are cheap, fewer for larger ones so that
-    the work stays about constant (ImageNet scale: about 900 steps).
+    2 000 steps at CUB scale, more for smaller instances whose steps are cheap, fewer for
+    larger ones so that the work stays about constant (ImageNet scale: about 900 steps).
     """
     work = problem.n_classes * problem.n_candidates
     ratio = (200 * 2048) / max(1, work)

@@ -1,7 +1,7 @@
 """``qpmopt demo``: the whole QPM pipeline on data that ships with scikit-learn.
 
 Handwritten digits (1 797 images, 8x8, upsampled to 32x32), a small CNN with 128 backbone
-features, QPM with 20 selected features and 5 per class.  Runs on a CPU in a few minutes.
+features, QPM with 20 selected features and 5 per class.  Runs on a CPU.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""QPM's interpretability metrics (PROBLEM.md), on plain arrays, plus a model report.
+"""QPM's interpretability metrics (docs/problem.md), on plain arrays, plus a model report.
 
 All functions take numpy arrays or tensors; shapes are in each docstring.
 """
