@@ -46,10 +46,11 @@ def _git(*args: str) -> str | None:
 
 def provenance() -> dict[str, Any]:
     """Where a result comes from: ``commit`` (of the git checkout in the working
-    directory, ``None`` outside one), ``dirty`` (uncommitted changes to tracked files),
-    ``created`` (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
+    directory, ``None`` outside one), ``dirty`` (uncommitted changes to tracked files other
+    than benchmarks/results, which a run of several steps writes as it goes), ``created``
+    (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 
