@@ -5,11 +5,14 @@ where they are, the parameters they were made for, and their best known objectiv
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "instances"
+#: ``../shared/instances`` beside the checkout, or $QPMOPT_SHARED_INSTANCES (for machines
+#: that get a copy of the repository alone)
+SHARED = Path(os.environ.get("QPMOPT_SHARED_INSTANCES", Path(__file__).resolve().parents[2] / "shared" / "instances"))
 
 #: name -> (k, n_features, best known objective); the one copy every script and doc reads.
 #: small-1's is proven optimal; cub-1's was found by qpmopt's auto (features in

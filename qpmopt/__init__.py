@@ -5,7 +5,7 @@ Public API: :func:`solve_assignment`, :class:`Problem`, :class:`Solution`,
 :mod:`qpmopt.backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
 """
 
-from qpmopt import instances
+from qpmopt import instances, matrices
 from qpmopt._version import __version__
 from qpmopt.backends import (
     Backend,
@@ -17,6 +17,7 @@ from qpmopt.backends import (
     UnknownBackendError,
     available_backends,
 )
+from qpmopt.constraints import Constraints
 from qpmopt.evaluate import VerificationError
 from qpmopt.formulation import Formulation
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
@@ -26,9 +27,11 @@ from qpmopt.solve import solve_assignment, solve_problem
 __all__ = [
     "__version__",
     "instances",
+    "matrices",
     "solve_assignment",
     "solve_problem",
     "Problem",
+    "Constraints",
     "Solution",
     "BackendResult",
     "Formulation",

@@ -34,6 +34,7 @@ class BenchSpec:
     seed: int = 1
     k: int | None = None
     n_features: int | None = None
+    constraints: dict[str, Any] | None = None  # steering rules (the keys of qpmopt.Constraints)
 
 
 def _git(*args: str) -> str | None:
@@ -51,6 +52,10 @@ def provenance() -> dict[str, Any]:
     (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results") if commit else None
+    if commit is None and os.environ.get("QPMOPT_SOURCE_COMMIT"):
+        # A copy of a checkout without its .git (a remote machine): the caller names the
+        # commit it copied; whether that copy was dirty is unknown here.
+        commit = os.environ["QPMOPT_SOURCE_COMMIT"]
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 
@@ -115,12 +120,13 @@ def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: An
 
         A, R, B, k, n = _load_spec(spec)
         t0 = time.perf_counter()
-        sol = qpmopt.solve_assignment(A, R, B, k, n_features=n, backend=backend, time_limit=time_limit, seed=seed)
+        sol = qpmopt.solve_assignment(A, R, B, k, n_features=n, backend=backend, time_limit=time_limit, seed=seed,
+                                      constraints=spec.constraints)
         wall = time.perf_counter() - t0
         row: dict[str, Any] = {"status": sol.status.value, "termination": sol.termination.value}
         if sol.assignment is not None:
-            problem = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n)
-            terms = verify(problem, sol.selection, sol.assignment)  # independent re-check
+            problem = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n, constraints=spec.constraints)
+            terms = verify(problem, sol.selection, sol.assignment)  # independent re-check, rules included
             row.update(objective=terms.total, terms=terms.as_dict(), features=sol.features.tolist())
         row.update(
             bound=sol.bound,

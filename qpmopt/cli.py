@@ -93,23 +93,27 @@ def solvers() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None)
 @click.option("--no-unique", is_flag=True, help="Allow classes to share the same feature set.")
+@click.option("--constraints", "constraints_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Steering rules: a JSON object with the keys of qpmopt.Constraints.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write JSON here.")
 @click.option("--force", is_flag=True, help="Overwrite the output file.")
 @click.option("--verbose", is_flag=True)
 @_handle_errors
 def solve(problem_file: Path, k: int | None, n_features: int | None, backend: str, time_limit: float | None, seed: int,
-          threads: int | None, no_unique: bool, output: Path | None, force: bool, verbose: bool) -> None:
+          threads: int | None, no_unique: bool, constraints_file: Path | None, output: Path | None, force: bool,
+          verbose: bool) -> None:
     """Solve the problem stored in PROBLEM_FILE (.npz or .pt with arrays A, R, B)."""
     import qpmopt
-    from qpmopt.io import load_arrays, write_json
+    from qpmopt.io import load_arrays, load_constraints, write_json
 
     if output is not None and output.exists() and not force:
         raise click.UsageError(f"{output}: exists; pass --force to overwrite")
     arrays = load_arrays(problem_file)
+    constraints = None if constraints_file is None else load_constraints(constraints_file)
     k = k if k is not None else arrays.get("k", 5)
     n_features = n_features if n_features is not None else arrays.get("n_features", 50)
     sol = qpmopt.solve_assignment(arrays["A"], arrays["R"], arrays["B"], k, n_features=n_features, unique=not no_unique,
-                                  backend=backend, time_limit=time_limit, seed=seed, threads=threads, verbose=verbose)
+                                  constraints=constraints, backend=backend, time_limit=time_limit, seed=seed, threads=threads, verbose=verbose)
     gap = "-" if sol.gap is None else f"{100 * sol.gap:.3f}%"
     bound = "-" if sol.bound is None else f"{sol.bound:.6f}"
     obj = "-" if sol.objective is None else f"{sol.objective:.6f}"
@@ -152,12 +156,15 @@ def generate(preset: str, seed: int, output: Path, force: bool) -> None:
 @click.option("--backends", default="localsearch,anneal,highs,cpsat", show_default=True)
 @click.option("--time-limit", type=float, default=60.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--constraints", "constraints_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Steering rules for every instance: a JSON object with the keys of qpmopt.Constraints.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--force", is_flag=True)
 @click.pass_context
 @_handle_errors
 def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ...], k: int | None, n_features: int | None,
-          backends: str, time_limit: float, seed: int, output: Path | None, force: bool) -> None:
+          backends: str, time_limit: float, seed: int, constraints_file: Path | None, output: Path | None,
+          force: bool) -> None:
     """Run backends side by side (one process per run); or 'bench show' / 'bench compare'."""
     if ctx.invoked_subcommand is not None:
         return
@@ -166,8 +173,9 @@ def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ..
 
     from qpmopt.backends import backend_names
     from qpmopt.bench import BenchSpec, result_rows, run_benchmark
-    from qpmopt.io import write_json
+    from qpmopt.io import load_constraints, write_json
 
+    constraints = None if constraints_file is None else load_constraints(constraints_file)
     names = [b.strip() for b in backends.split(",") if b.strip()]
     known = backend_names()
     for name in names:
@@ -177,11 +185,11 @@ def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ..
     for p in (x.strip() for group in presets for x in group.split(",") if x.strip()):
         if p not in PRESETS:
             raise click.BadParameter(f"unknown preset {p!r}; known: {', '.join(PRESETS)}", param_hint="--preset")
-        specs.append(BenchSpec(name=p, preset=p))
+        specs.append(BenchSpec(name=p, preset=p, constraints=constraints))
     for path in instances:
         if not Path(path).exists():
             raise click.BadParameter(f"{path}: no such file", param_hint="--instance")
-        specs.append(BenchSpec(name=Path(path).stem, path=path, k=k, n_features=n_features))
+        specs.append(BenchSpec(name=Path(path).stem, path=path, k=k, n_features=n_features, constraints=constraints))
     if not specs:
         raise click.UsageError("give at least one --preset or --instance")
     if output is not None and output.exists() and not force:

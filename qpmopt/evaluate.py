@@ -101,6 +101,24 @@ def violations(problem: Problem, selection: np.ndarray, assignment: np.ndarray) 
         if groups:
             out.append(f"uniqueness: classes {groups[0][:5].tolist()} share the same feature set "
                        f"({len(groups)} groups of classes collide)")
+    if problem.constraints is not None:
+        out += _rule_violations(problem, s, W)
+    return out
+
+
+def _rule_violations(problem: Problem, s: np.ndarray, W: np.ndarray) -> list[str]:
+    # Read from the user's Constraints, not from the resolved Rules the backends use.
+    rules = problem.constraints
+    out = [f"include_features: feature {f} is not selected" for f in rules.include_features if not s[f]]
+    out += [f"exclude_features: feature {f} is selected" for f in rules.exclude_features if s[f]]
+    out += [f"require_pairs: class {c} does not use feature {f}" for c, f in rules.require_pairs if not W[c, f]]
+    out += [f"forbid_pairs: class {c} uses feature {f}" for c, f in rules.forbid_pairs if W[c, f]]
+    count = problem.k - 1 if rules.shared_count is None else rules.shared_count
+    for a, b in rules.shared_pairs:
+        shared = int(np.sum(W[a] & W[b]))
+        if shared != count if rules.shared_mode == "exact" else shared < count:
+            want = f"exactly {count}" if rules.shared_mode == "exact" else f"at least {count}"
+            out.append(f"shared_pairs: classes {a} and {b} share {shared} features, expected {want}")
     return out
 
 

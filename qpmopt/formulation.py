@@ -6,15 +6,23 @@ model (:meth:`Formulation.to_pyomo`) for users and for Pyomo's solvers, and the 
 exact backends hand the very same arrays to their solver APIs directly, because building
 Pyomo components for ~400 000 binaries takes minutes.
 
-Restricted models, used for sub-problems of large instances: features may be *forbidden*
-(not candidates) or *fixed* (selected by construction; they become constants, so that
-their redundancy with a free feature folds into that feature's linear cost).
+Restricted models: features may be *forbidden* (not candidates) or *fixed* (selected by
+construction; they become constants, so that their redundancy with a free feature folds
+into that feature's linear cost).  With every selected feature fixed, the model is the
+exact class assignment of that selection under the rules (``qpmopt.search`` uses it).
 
 Variables (all in ``[0, 1]``):
 
 - ``s[f]`` binary, for every free candidate feature ``f``;
-- ``W[c, f]`` binary, for the allowed class-feature pairs (all pairs unless pruned);
-- ``y[i, j]`` continuous for pairs of free candidates, standing for ``s_i * s_j``.
+- ``W[c, f]`` binary, for every class and candidate feature;
+- ``y[i, j]`` continuous for pairs of free candidates, standing for ``s_i * s_j``;
+- ``p[a, b, f]`` continuous for every shared class pair of the rules and candidate ``f``,
+  standing for ``W[a, f] * W[b, f]``.
+
+The user's rules (:mod:`qpmopt.constraints`) are variable bounds (``s`` fixed to 1 for
+included and 0 for excluded features, ``W`` to 1 for required and 0 for forbidden pairs)
+and, per shared pair, ``p <= W[a, f]``, ``p <= W[b, f]`` and ``sum_f p = m`` (mode
+``exact``, with ``p >= W[a, f] + W[b, f] - 1`` too) or ``sum_f p >= m`` (``at_least``).
 
 Constraints:
 
@@ -52,10 +60,12 @@ class Formulation:
     problem: Problem
     free: np.ndarray  # (m,) int64 ids of free candidate features (have an s variable)
     fixed: np.ndarray  # (x,) int64 ids of features selected by construction
+    candidates: np.ndarray  # (n_cand,) sorted int64 ids: free and fixed features
     w_class: np.ndarray  # (n_w,) class of each W variable, sorted by class
     w_feature: np.ndarray  # (n_w,) feature id of each W variable
     pairs: np.ndarray  # (p, 2) positions into ``free``, i < j
     strengthen: bool
+    shared: np.ndarray  # (q, 2) class pairs of the rules' shared pairs (a < b)
     cuts: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
 
     # ---- construction -----------------------------------------------------------------
@@ -67,8 +77,6 @@ class Formulation:
         candidates: np.ndarray | None = None,
         fixed: np.ndarray | None = None,
         strengthen: bool | None = None,
-        prune_fixed: int | None = None,
-        include: np.ndarray | None = None,
         max_strengthen_features: int = 100,
     ) -> Formulation:
         """Formulate ``problem``, optionally restricted.
@@ -79,13 +87,8 @@ class Formulation:
             fixed: feature ids that must be selected (must be candidates).
             strengthen: add the all-pairs RLT equalities; by default only when there are at
                 most ``max_strengthen_features`` free candidates (their ``y`` grow as m^2).
-            prune_fixed: when set, a class may only use the ``k + prune_fixed`` fixed
-                features it likes best (plus every free one).  This shrinks large
-                sub-problems; it is a further restriction, so any solution stays feasible.
-            include: ``(n_c, n_f)`` bool assignment whose class-feature pairs are kept even
-                when pruned, so that this solution (a warm start) stays representable.
         """
-        n_f, n_c, k = problem.n_candidates, problem.n_classes, problem.k
+        n_f, n_c = problem.n_candidates, problem.n_classes
         cand = np.arange(n_f) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
         fix = np.zeros(0, np.int64) if fixed is None else np.unique(np.asarray(fixed, dtype=np.int64))
         if cand.size < problem.n_features:
@@ -97,28 +100,16 @@ class Formulation:
         free = np.setdiff1d(cand, fix)
         if strengthen is None:
             strengthen = free.size <= max_strengthen_features
-        # W variables: every (class, free) pair, and (class, fixed) pairs unless pruned.
-        if prune_fixed is not None and fix.size > k + prune_fixed:
-            keep = np.argsort(-problem.A[:, fix], axis=1, kind="stable")[:, : k + prune_fixed]
-            fixed_feats = np.sort(fix[keep], axis=1)
-        else:
-            fixed_feats = np.broadcast_to(fix, (n_c, fix.size))
-        per_class = np.concatenate([fixed_feats, np.broadcast_to(free, (n_c, free.size))], axis=1)
-        w_class = np.repeat(np.arange(n_c), per_class.shape[1])
-        w_feature = per_class.ravel().astype(np.int64)
-        if include is not None and prune_fixed is not None:
-            ic, fc = np.nonzero(np.asarray(include, dtype=bool)[:, fix])
-            w_class = np.concatenate([w_class, ic])
-            w_feature = np.concatenate([w_feature, fix[fc]])
-        # unique pairs, sorted by class then feature
-        pairs = np.unique(np.stack([w_class, w_feature], axis=1), axis=0)
-        w_class, w_feature = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+        # W variables: every (class, candidate) pair, sorted by class then feature.
+        w_class = np.repeat(np.arange(n_c), cand.size)
+        w_feature = np.tile(cand, n_c)
         iu, ju = np.triu_indices(free.size, k=1)
         if not strengthen:
             nz = problem.R[free[iu], free[ju]] != 0
             iu, ju = iu[nz], ju[nz]
         pairs = np.stack([iu, ju], axis=1).astype(np.int64)
-        return cls(problem, free, fix, w_class, w_feature, pairs, bool(strengthen))
+        shared = problem.rules.shared if problem.rules is not None else np.zeros((0, 2), np.int64)
+        return cls(problem, free, fix, cand, w_class, w_feature, pairs, bool(strengthen), shared)
 
     # ---- variable layout --------------------------------------------------------------
     @property
@@ -134,8 +125,18 @@ class Formulation:
         return int(self.pairs.shape[0])
 
     @property
+    def n_p(self) -> int:
+        """Variables ``p[a, b, f]`` of the shared class pairs."""
+        return int(self.shared.shape[0] * self.candidates.size)
+
+    @property
     def n_vars(self) -> int:
-        return self.n_s + self.n_w + self.n_y
+        return self.n_s + self.n_w + self.n_y + self.n_p
+
+    def w_index(self, classes: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Positions in the variable vector of ``W[classes, features]`` (broadcast)."""
+        n_cand = self.candidates.size
+        return self.n_s + np.asarray(classes) * n_cand + np.searchsorted(self.candidates, features)
 
     @property
     def n_free_selected(self) -> int:
@@ -163,9 +164,15 @@ class Formulation:
         pi, pj = self.pairs[:, 0], self.pairs[:, 1]
         R_pair = problem.R[free[pi], free[pj]]
         s_cost = problem.B[free] - problem.R[np.ix_(free, self.fixed)].sum(axis=1)
-        cost = np.concatenate([s_cost, problem.A[self.w_class, self.w_feature], -R_pair])
+        cost = np.concatenate([s_cost, problem.A[self.w_class, self.w_feature], -R_pair, np.zeros(self.n_p)])
         lower = np.zeros(self.n_vars)
         upper = np.ones(self.n_vars)
+        rules = problem.rules
+        if rules is not None:  # the user's fixed variables are bounds
+            lower[:n_s] = rules.select[free]
+            upper[:n_s] = ~rules.forbid_select[free]
+            lower[n_s : n_s + n_w] = rules.assign[self.w_class, self.w_feature]
+            upper[n_s : n_s + n_w] = ~rules.forbid_assign[self.w_class, self.w_feature]
         integer = np.zeros(self.n_vars, dtype=bool)
         integer[: n_s + n_w] = True
 
@@ -210,6 +217,8 @@ class Formulation:
                 add(np.concatenate([pi, pj, np.arange(n_s)]), np.concatenate([yi, yi, np.arange(n_s)]),
                     np.concatenate([one(2 * n_y), np.full(n_s, -(self.n_free_selected - 1.0))]),
                     np.zeros(n_s), np.zeros(n_s))
+        if self.n_p:
+            self._shared_rows(add, n_s + n_w + n_y)
         if self.cuts:
             index = {(int(c), int(f)): n_s + i for i, (c, f) in enumerate(zip(self.w_class, self.w_feature))}
             r_l: list[int] = []
@@ -237,13 +246,37 @@ class Formulation:
             "row_upper": np.concatenate(rhi),
         }
 
+    def _shared_rows(self, add: Any, first: int) -> None:
+        """``p <= W[a, f]``, ``p <= W[b, f]`` (and ``p >= W[a, f] + W[b, f] - 1`` when
+        exact) for every shared pair and candidate, and the count row per pair."""
+        rules = self.problem.rules
+        n_cand, q = self.candidates.size, self.shared.shape[0]
+        p_idx = first + np.arange(q * n_cand)  # pair-major, then candidate
+        a = np.repeat(self.shared[:, 0], n_cand)
+        b = np.repeat(self.shared[:, 1], n_cand)
+        feats = np.tile(self.candidates, q)
+        wa, wb = self.w_index(a, feats), self.w_index(b, feats)
+        n = p_idx.size
+        r = np.arange(n)
+        ones = np.ones(n)
+        for w in (wa, wb):  # p - W <= 0
+            add(np.concatenate([r, r]), np.concatenate([p_idx, w]), np.concatenate([ones, -ones]),
+                np.full(n, -np.inf), np.zeros(n))
+        if rules.shared_exact:  # p - W_a - W_b >= -1
+            add(np.concatenate([r, r, r]), np.concatenate([p_idx, wa, wb]), np.concatenate([ones, -ones, -ones]),
+                np.full(n, -1.0), np.full(n, np.inf))
+        m = float(rules.shared_count)
+        add(np.repeat(np.arange(q), n_cand), p_idx, ones, np.full(q, m), np.full(q, m if rules.shared_exact else np.inf))
+
     # ---- solutions <-> variable vectors -----------------------------------------------
     def encode(self, selection: np.ndarray, assignment: np.ndarray) -> np.ndarray:
         """Variable vector ``(n_vars,)`` of a solution of the (restricted) model (warm starts)."""
         s = np.asarray(selection, dtype=bool)[self.free].astype(np.float64)
         W = np.asarray(assignment, dtype=bool)[self.w_class, self.w_feature].astype(np.float64)
         y = s[self.pairs[:, 0]] * s[self.pairs[:, 1]]
-        return np.concatenate([s, W, y])
+        assignment = np.asarray(assignment, dtype=bool)
+        p = (assignment[self.shared[:, 0]][:, self.candidates] & assignment[self.shared[:, 1]][:, self.candidates])
+        return np.concatenate([s, W, y, p.ravel().astype(np.float64)])
 
     def decode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(selection (n_f,) bool, assignment (n_c, n_f) bool)`` from a variable vector."""
@@ -261,6 +294,7 @@ class Formulation:
         names = [f"s[{f}]" for f in self.free]
         names += [f"W[{c},{f}]" for c, f in zip(self.w_class, self.w_feature)]
         names += [f"y[{self.free[i]},{self.free[j]}]" for i, j in self.pairs]
+        names += [f"p[{a},{b},{f}]" for a, b in self.shared for f in self.candidates]
         return names
 
     # ---- Pyomo ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["InputFileError", "load_arrays", "write_atomic", "write_json"]
+__all__ = ["InputFileError", "load_arrays", "load_constraints", "write_atomic", "write_json"]
 
 
 class InputFileError(ValueError):
@@ -50,6 +50,21 @@ def load_arrays(path: str | os.PathLike) -> dict[str, Any]:
         if key in arrays:
             out[key] = int(np.asarray(arrays[key]).item())
     return out
+
+
+def load_constraints(path: str | os.PathLike) -> dict[str, Any]:
+    """Read steering rules from a JSON file (an object with the keys of
+    :class:`qpmopt.Constraints`); the keys and values are checked when the problem is built."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file")
+    try:
+        rules = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{p}: cannot read JSON ({exc})") from None
+    if not isinstance(rules, dict):
+        raise InputFileError(f"{p}: expected a JSON object with the keys of qpmopt.Constraints")
+    return rules
 
 
 def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:

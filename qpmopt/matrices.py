@@ -19,6 +19,7 @@ __all__ = [
     "clip_to_main_cluster",
     "QPM_BIAS_SCALE",
     "qpm_similarity_scale",
+    "similar_class_pairs",
 ]
 
 
@@ -179,6 +180,32 @@ def locality_bias(
     score = score - med
     peak = np.abs(score).max()
     return score * (max_abs / peak) if peak > 0 else score
+
+
+def similar_class_pairs(A: np.ndarray, rho: float = 0.5) -> list[tuple[int, int]]:
+    """CHiQPM's class pairs: the ``int(n_c * rho)`` distinct unordered pairs ``(a, b)``,
+    ``a < b``, with the smallest Euclidean distance between rows ``A[a]`` and ``A[b]``; ties
+    go to the pair that comes first in index order.
+
+    Pass them as ``Constraints(shared_pairs=...)`` so that similar classes share ``k - 1``
+    features.  Takes ``O(n_c^2 n_f)`` time and ``O(n_c^2)`` memory.
+
+    Args:
+        A: ``(n_c, n_f)`` class-feature similarity.
+        rho: pairs per class, in ``[0, (n_c - 1) / 2]``.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A: expected a 2-D array (n_classes, n_features), got shape {A.shape}")
+    n_c = A.shape[0]
+    count = int(n_c * rho)
+    if rho < 0 or count > n_c * (n_c - 1) // 2:
+        raise ValueError(f"rho: expected 0 <= rho <= (n_classes - 1) / 2 = {(n_c - 1) / 2}, got {rho}")
+    sq = (A * A).sum(axis=1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * A @ A.T, 0.0))
+    a, b = np.triu_indices(n_c, k=1)  # index order: by a, then b
+    order = np.argsort(dist[a, b], kind="stable")[:count]
+    return [(int(a[i]), int(b[i])) for i in order]
 
 
 def qpm_similarity_scale(n_classes: int, k: int) -> float:

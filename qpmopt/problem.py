@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from qpmopt.constraints import Constraints, Rules, as_constraints, resolve_rules
+
 __all__ = ["Problem", "ProblemError", "InfeasibleProblemError"]
 
 
@@ -68,6 +70,8 @@ class Problem:
         k: features per class.
         n_features: number of selected features (``n_sel``).
         unique: whether classes must have pairwise different feature sets.
+        rules: the user's steering rules resolved against the sizes
+            (:class:`qpmopt.constraints.Rules`), or ``None``.
 
     Build it with :meth:`from_arrays`, which validates; the constructor trusts its input.
     """
@@ -78,6 +82,12 @@ class Problem:
     k: int
     n_features: int
     unique: bool = True
+    rules: Rules | None = None
+
+    @property
+    def constraints(self) -> Constraints | None:
+        """The user's :class:`~qpmopt.Constraints` (``None`` without rules)."""
+        return None if self.rules is None else self.rules.source
 
     @property
     def n_classes(self) -> int:
@@ -98,6 +108,7 @@ class Problem:
         k: Any,
         n_features: Any = 50,
         unique: bool = True,
+        constraints: Any = None,
         symmetry_tol: float = 1e-6,
     ) -> Problem:
         """Validate arrays and parameters and return a :class:`Problem`.
@@ -109,6 +120,7 @@ class Problem:
             k: features per class, ``1 <= k <= n_features``.
             n_features: features to select, ``k <= n_features <= n_f``.
             unique: require pairwise different class feature sets.
+            constraints: a :class:`~qpmopt.Constraints`, a dict with its keys, or ``None``.
             symmetry_tol: largest accepted ``|R - R.T|`` relative to ``max(1, max|R|)``.
 
         Raises:
@@ -176,4 +188,9 @@ class Problem:
                 f"unique=True needs binomial(n_features, k) >= n_classes, but binomial({n_sel}, {k_int}) = "
                 f"{math.comb(n_sel, k_int)} < {n_c}: raise n_features or k, or pass unique=False"
             )
-        return cls(A=A_arr, R=R_arr, B=B_arr, k=k_int, n_features=n_sel, unique=bool(unique))
+        rules = None
+        user_rules = as_constraints(constraints)
+        if user_rules is not None and not user_rules.is_empty():
+            rules = resolve_rules(user_rules, n_classes=n_c, n_candidates=n_f, k=k_int, n_features=n_sel,
+                                  unique=bool(unique))
+        return cls(A=A_arr, R=R_arr, B=B_arr, k=k_int, n_features=n_sel, unique=bool(unique), rules=rules)

@@ -82,6 +82,8 @@ class Solution:
         bound: proven upper bound on ``Z`` or ``None``.
         gap: ``(bound - objective) / max(1, |objective|)`` or ``None``.
         status, termination, backend, wall_time (s), seed, info, history: see their types.
+        constraints: the steering rules the solution meets (``Constraints.model_dump()``),
+            or ``None``.
     """
 
     features: np.ndarray
@@ -97,6 +99,7 @@ class Solution:
     seed: int | None
     info: dict[str, Any] = field(default_factory=dict)
     history: list[tuple[float, float]] = field(default_factory=list)
+    constraints: dict[str, Any] | None = None
 
     @property
     def selection(self) -> np.ndarray:
@@ -128,6 +131,7 @@ class Solution:
             "backend": self.backend,
             "wall_time": self.wall_time,
             "seed": self.seed,
+            "constraints": _jsonable(self.constraints),
             "info": _jsonable(self.info),
             "qpmopt_version": __version__,
         }

@@ -12,7 +12,7 @@ import numpy as np
 from qpmopt.backends.base import Backend, SolverConfig
 from qpmopt.backends.registry import get_backend
 from qpmopt.evaluate import VerificationError, selection_mask, verify
-from qpmopt.problem import Problem, ProblemError
+from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
 from qpmopt.search import best_assignment
 from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination
 
@@ -44,6 +44,10 @@ def _check_warm_start(problem: Problem, warm_start: Any) -> np.ndarray | None:
         raise ProblemError(f"warm_start: {exc}") from None
     if mask.sum() != problem.n_features:
         raise ProblemError(f"warm_start: expected {problem.n_features} selected features, got {int(mask.sum())}")
+    rules = problem.rules
+    if rules is not None and ((rules.select & ~mask).any() or (rules.forbid_select & mask).any()):
+        raise ProblemError("warm_start: the selection breaks include_features, exclude_features or the features "
+                           "of require_pairs")
     return mask
 
 
@@ -55,6 +59,7 @@ def solve_assignment(
     *,
     n_features: int = 50,
     unique: bool = True,
+    constraints: Any = None,
     backend: str | Backend = "auto",
     time_limit: float | None = None,
     seed: int = 0,
@@ -75,6 +80,8 @@ def solve_assignment(
         k: features per class.
         n_features: features selected in total (50 in the paper).
         unique: classes must use pairwise different feature sets.
+        constraints: steering rules: a :class:`qpmopt.Constraints`, a dict with its keys,
+            or ``None`` (see docs/problem.md, "Steering rules").
         backend: a registered name (see :func:`qpmopt.available_backends`) or an instance.
         time_limit: seconds for the whole call, model building included; ``None`` lets the
             backend use its own stopping rule.
@@ -89,10 +96,11 @@ def solve_assignment(
 
     Raises:
         ProblemError: malformed input (the message names the argument).
-        InfeasibleProblemError: no feasible solution exists (decided before solving).
+        InfeasibleProblemError: no feasible solution exists (decided before solving, or
+            proven by an exact backend when the rules contradict each other).
     """
     start = time.perf_counter()
-    problem = Problem.from_arrays(A, R, B, k=k, n_features=n_features, unique=unique)
+    problem = Problem.from_arrays(A, R, B, k=k, n_features=n_features, unique=unique, constraints=constraints)
     return solve_problem(
         problem, backend=backend, time_limit=time_limit, seed=seed, threads=threads, verbose=verbose,
         warm_start=warm_start, should_stop=should_stop, options=options, _start=start,
@@ -135,16 +143,23 @@ def finalize(problem: Problem, raw: BackendResult, backend_name: str, seed: int,
     """Verify a backend's raw answer independently and wrap it in a :class:`Solution`."""
     wall = time.perf_counter() - start
     if raw.selection is None:
-        status = Status.INFEASIBLE if raw.termination is Termination.INFEASIBLE else Status.NO_SOLUTION
+        if raw.termination is Termination.INFEASIBLE:
+            raise InfeasibleProblemError(
+                f"backend {backend_name!r} proved that no solution meets every constraint and rule"
+                + ("" if problem.constraints is None else f" (rules: {problem.constraints!r})"))
+        status = Status.NO_SOLUTION
         return Solution(
             features=np.zeros(0, dtype=np.int64), assignment=None, objective=None, terms=None,
             bound=raw.bound, gap=None, status=status, termination=raw.termination, backend=backend_name,
-            wall_time=wall, seed=seed, info=raw.info, history=raw.history,
+            wall_time=wall, seed=seed, info=raw.info, history=raw.history, constraints=_recorded_rules(problem),
         )
     selection = np.asarray(raw.selection, dtype=bool)
     assignment = raw.assignment
     if assignment is None:
         assignment, _ = best_assignment(problem, selection)
+        if assignment is None:
+            raise VerificationError(f"backend {backend_name!r} returned a selection that no assignment can complete "
+                                    "under the rules (a bug)")
     try:
         terms = verify(problem, selection, assignment)
     except VerificationError as exc:
@@ -174,4 +189,9 @@ def finalize(problem: Problem, raw: BackendResult, backend_name: str, seed: int,
         seed=seed,
         info=raw.info,
         history=raw.history,
+        constraints=_recorded_rules(problem),
     )
+
+
+def _recorded_rules(problem: Problem) -> dict[str, Any] | None:
+    return None if problem.constraints is None else problem.constraints.model_dump()

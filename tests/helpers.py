@@ -86,3 +86,78 @@ def assert_feasible_by_hand(selection, W, k: int, n_sel: int, unique: bool) -> N
         rows.append(frozenset(used))
     if unique:
         assert len(set(rows)) == len(rows), "two classes share a feature set"
+
+
+def oracle_with_rules(A, R, B, k: int, n_sel: int, unique: bool, rules: dict) -> float:
+    """Exhaustive optimum under steering rules (``rules``: a dict of Constraints' keys),
+    written from the rules' definitions alone: every selection that keeps the included
+    features and avoids the excluded ones; for each, every assignment of allowed k-subsets
+    by backtracking, checking uniqueness and shared pairs.  ``-inf`` when nothing is
+    feasible."""
+    n_c, n_f = A.shape
+    B = np.zeros(n_f) if B is None else B
+    include = set(rules.get("include_features", []))
+    exclude = set(rules.get("exclude_features", []))
+    require = set(map(tuple, rules.get("require_pairs", [])))
+    forbid = set(map(tuple, rules.get("forbid_pairs", [])))
+    shared = [tuple(p) for p in rules.get("shared_pairs", [])]
+    count = rules.get("shared_count")
+    count = k - 1 if count is None else count
+    exact = rules.get("shared_mode", "exact") == "exact"
+    best = -math.inf
+    for sel in itertools.combinations(range(n_f), n_sel):
+        chosen = set(sel)
+        if not include <= chosen or exclude & chosen or any(f not in chosen for _, f in require):
+            continue
+        options = []
+        for c in range(n_c):
+            subsets = [frozenset(t) for t in itertools.combinations(sel, k)
+                       if all((c, f) not in forbid for f in t) and all(f in t for (cc, f) in require if cc == c)]
+            options.append(sorted(subsets, key=lambda t, c=c: -sum(A[c, f] for f in t)))
+        z_rest = -sum(R[i, j] for i, j in itertools.combinations(sel, 2)) + sum(B[i] for i in sel)
+        tops = [max((sum(A[c, f] for f in t) for t in options[c]), default=-math.inf) for c in range(n_c)]
+        suffix = [sum(tops[c:]) for c in range(n_c)] + [0.0]
+        found = [-math.inf]
+
+        def rec(c, chosen_sets, acc, options=options, suffix=suffix, found=found):
+            if acc + suffix[c] <= found[0] + 1e-12:
+                return
+            if c == n_c:
+                found[0] = acc
+                return
+            for t in options[c]:
+                if unique and t in chosen_sets:
+                    continue
+                ok = True
+                for a, b in shared:
+                    if c == max(a, b):
+                        other = chosen_sets[min(a, b)]
+                        n = len(t & other)
+                        ok = ok and (n == count if exact else n >= count)
+                if ok:
+                    rec(c + 1, chosen_sets + [t], acc + sum(A[c, f] for f in t))
+
+        rec(0, [], 0.0)
+        if found[0] > -math.inf:
+            best = max(best, found[0] + z_rest)
+    return best
+
+
+def assert_rules_hold_by_hand(selection, W, rules: dict, k: int) -> None:
+    """Every steering rule checked with plain loops."""
+    for f in rules.get("include_features", []):
+        assert selection[f], f"feature {f} must be selected"
+    for f in rules.get("exclude_features", []):
+        assert not selection[f], f"feature {f} must not be selected"
+    for c, f in rules.get("require_pairs", []):
+        assert W[c, f], f"class {c} must use feature {f}"
+    for c, f in rules.get("forbid_pairs", []):
+        assert not W[c, f], f"class {c} must not use feature {f}"
+    count = rules.get("shared_count")
+    count = k - 1 if count is None else count
+    for a, b in rules.get("shared_pairs", []):
+        n = sum(1 for f in range(W.shape[1]) if W[a, f] and W[b, f])
+        if rules.get("shared_mode", "exact") == "exact":
+            assert n == count, f"classes {a}, {b} share {n}, expected {count}"
+        else:
+            assert n >= count, f"classes {a}, {b} share {n}, expected at least {count}"

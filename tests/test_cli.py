@@ -129,3 +129,25 @@ def test_save_npz_refuses_to_overwrite(tmp_path):
     save_npz(str(path), generate("tiny", seed=2), force=True)
     with np.load(path) as d:
         assert np.array_equal(d["A"], generate("tiny", seed=2).A)
+
+
+def test_solve_and_bench_take_constraints_from_json(runner, small_file, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"include_features": [1], "forbid_pairs": [[0, 1]], "shared_pairs": [[0, 1]]}))
+    out_file = tmp_path / "sol.json"
+    res = runner.invoke(main, ["solve", str(small_file), "--backend", "bruteforce", "--constraints", str(rules),
+                               "-o", str(out_file)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out_file.read_text())
+    assert 1 in data["features"] and 1 not in data["class_features"][0]
+    assert len(set(data["class_features"][0]) & set(data["class_features"][1])) == 1  # k - 1 = 1 shared
+    assert data["constraints"]["include_features"] == [1]
+    bench_out = tmp_path / "bench.json"
+    res = runner.invoke(main, ["bench", "--instance", str(small_file), "--backends", "bruteforce", "--time-limit", "10",
+                               "--constraints", str(rules), "-o", str(bench_out)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(bench_out.read_text())["results"][0]
+    assert row["status"] == "optimal" and row["objective"] == pytest.approx(data["objective"])
+    rules.write_text(json.dumps({"include_features": [99]}))
+    bad = runner.invoke(main, ["solve", str(small_file), "--constraints", str(rules)])
+    assert bad.exit_code == 2 and "include_features: entry 99" in bad.output

@@ -29,6 +29,8 @@ class MiniBackend(Backend):
     def solve(self, problem, config, options):
         sel = greedy_selection(problem)
         W, _ = best_assignment(problem, sel)
+        if W is None:  # no assignment of the greedy selection meets the rules: say so
+            return BackendResult(None, None, Termination.CONVERGED)
         if options.lie == "infeasible":
             W = W.copy()
             W[0] = False

@@ -37,7 +37,9 @@ from qpmopt.search import (
     evaluate_selection,
     greedy_selection,
     local_search,
+    movable_features,
     relaxed_value,
+    search_view,
     unique_polish,
 )
 from qpmopt.solution import BackendResult, Termination
@@ -146,6 +148,7 @@ class _StepParams:
     patience: int
     perturb_swaps: int
     chain_ids: Any  # (C,)
+    frozen: Any  # (n_f,) long: a step beyond any run for features the rules fix, else 0
 
     @classmethod
     def make(cls, problem: Problem, options: AnnealOptions, device: Any, dtype: Any) -> _StepParams:
@@ -172,6 +175,7 @@ class _StepParams:
             patience=options.patience if options.patience is not None else max(50, 4 * n_sel),
             perturb_swaps=options.perturb_swaps if options.perturb_swaps is not None else max(2, n_sel // 10),
             chain_ids=torch.arange(options.num_chains, device=device),
+            frozen=torch.as_tensor(_fixed_by_rules(problem), device=device).long() * 2**62,
         )
 
 
@@ -194,8 +198,9 @@ class _Chains:
     tabu_until: Any
 
     @classmethod
-    def start(cls, problem: Problem, starts: list[np.ndarray], R: Any) -> _Chains:
-        """Chains at ``starts`` (``(n_f,)`` bool masks); ``R`` is the device's copy."""
+    def start(cls, problem: Problem, starts: list[np.ndarray], R: Any, frozen: Any) -> _Chains:
+        """Chains at ``starts`` (``(n_f,)`` bool masks); ``R`` is the device's copy;
+        ``frozen`` the permanent tabu of the features the rules fix."""
         import torch
 
         C, n_f, device = len(starts), problem.n_candidates, R.device
@@ -205,7 +210,7 @@ class _Chains:
         value = torch.as_tensor([relaxed_value(problem, m) for m in starts], dtype=torch.float64, device=device)
         return cls(sel=sel, mask=mask, red=R[sel].sum(dim=1), value=value, best_val=value.clone(),
                    best_mask=mask.clone(), since_best=torch.zeros(C, dtype=torch.long, device=device),
-                   tabu_until=torch.zeros(C, n_f, dtype=torch.long, device=device))
+                   tabu_until=frozen[None, :].repeat(C, 1))
 
     def resync(self, problem: Problem, R: Any) -> None:
         """Recompute the incrementally updated sums from scratch."""
@@ -214,6 +219,14 @@ class _Chains:
         self.red = R[self.sel].sum(dim=1)
         self.value = torch.as_tensor([relaxed_value(problem, m) for m in self.mask.cpu().numpy()],
                                      dtype=torch.float64, device=self.value.device)
+
+
+def _fixed_by_rules(problem: Problem) -> np.ndarray:
+    """``(n_f,)`` bool: features the rules force in or out (they never move)."""
+    rules = problem.rules
+    if rules is None:
+        return np.zeros(problem.n_candidates, dtype=bool)
+    return rules.select | rules.forbid_select
 
 
 class AnnealBackend(Backend):
@@ -233,14 +246,16 @@ class AnnealBackend(Backend):
         gen.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
         self._check_memory(problem, options, device, dtype)
+        exact, problem = problem, search_view(problem)  # search the view, score on the original
         starts = self._initial_states(problem, config, options, rng)
         if problem.n_features == problem.n_candidates:  # nothing to choose
-            W, _ = best_assignment(problem, starts[0])
-            return BackendResult(starts[0], W, Termination.CONVERGED, info={"path": "all features selected"})
+            W, _ = best_assignment(exact, starts[0])
+            return BackendResult(starts[0] if W is not None else None, W, Termination.CONVERGED,
+                                 info={"path": "all features selected"})
 
         schedule = _Schedule.make(problem, config, options)
         params = _StepParams.make(problem, options, device, dtype)
-        chains = _Chains.start(problem, starts, params.R)
+        chains = _Chains.start(problem, starts, params.R, params.frozen)
         history: list[tuple[float, float]] = []
         record = float(chains.best_val.max())
         history.append((time.perf_counter() - config.start_time, record))
@@ -276,7 +291,7 @@ class AnnealBackend(Backend):
             interrupted = True
 
         best_value, best_sel, best_W, distinct = self._finish(
-            problem, chains, options, config, schedule.hard_deadline, polish=options.polish and not interrupted)
+            problem, exact, chains, config, schedule.hard_deadline, polish=options.polish and not interrupted)
         if best_value > record + 1e-9 * max(1.0, abs(record)):
             history.append((time.perf_counter() - config.start_time, best_value))
         return BackendResult(
@@ -285,7 +300,8 @@ class AnnealBackend(Backend):
             termination=Termination.INTERRUPTED if interrupted else termination,
             history=history,
             info={"device": str(device), "steps": step, "chains": options.num_chains, "t_start": t_start,
-                  "pool": params.pool, "distinct_final_selections": distinct},
+                  "pool": params.pool, "distinct_final_selections": distinct,
+                  **({} if best_sel is not None else {"reason": "no selection found meets every rule"})},
         )
 
     # ---- one step ----------------------------------------------------------------------
@@ -300,7 +316,7 @@ class AnnealBackend(Backend):
         delta = self._swap_deltas(params.A, params.R, params.B, chains.sel, chains.red, params.k,
                                   params.chunk if full else params.pool_chunk, None if full else pool_ids)
         if full and params.pool is not None:
-            best_in = delta.amax(dim=1).masked_fill(chains.mask, -math.inf)
+            best_in = delta.amax(dim=1).masked_fill(chains.mask | (params.frozen > 0), -math.inf)
             pool_ids = torch.topk(best_in, params.pool, dim=1).indices  # (C, pool)
         return delta, pool_ids, full
 
@@ -350,30 +366,38 @@ class AnnealBackend(Backend):
             return
         device = chains.mask.device
         for c in torch.nonzero(stuck).flatten().tolist():
-            m = self._perturb(chains.best_mask[c].cpu().numpy(), params.perturb_swaps, rng)
+            m = self._perturb(problem, chains.best_mask[c].cpu().numpy(), params.perturb_swaps, rng)
             chains.mask[c] = torch.as_tensor(m, device=device)
             chains.sel[c] = torch.as_tensor(np.flatnonzero(m), device=device)
             chains.red[c] = params.R[chains.sel[c]].sum(dim=0)
             chains.value[c] = relaxed_value(problem, m)
             chains.since_best[c] = 0
-            chains.tabu_until[c] = 0
+            chains.tabu_until[c] = params.frozen
 
     @staticmethod
-    def _finish(problem: Problem, chains: _Chains, options: AnnealOptions, config: SolverConfig,
+    def _finish(problem: Problem, exact: Problem, chains: _Chains, config: SolverConfig,
                 hard_deadline: float | None, *, polish: bool) -> tuple[float, np.ndarray | None, np.ndarray | None, int]:
-        """Each chain's best selection, polished (swaps on the relaxed value, then on the
-        exact objective where classes collide) and exactly assigned; the best of them.
-        Returns ``(value, selection, assignment, distinct selections)``."""
+        """Each chain's best selection, polished on the search view ``problem`` (swaps on
+        the relaxed value, then on the exact objective where classes collide) and exactly
+        assigned on ``exact`` (a selection no assignment of which meets the rules is
+        dropped); the best of them.  Returns ``(value, selection, assignment, distinct
+        selections)``."""
         candidates = {tuple(np.flatnonzero(m)) for m in chains.best_mask.cpu().numpy()}
         best: tuple[float, np.ndarray | None, np.ndarray | None] = (-math.inf, None, None)
-        for idx in sorted(candidates):
+        # Best relaxed value first: where each exact assignment is costly (shared pairs),
+        # the time may not cover them all.
+        order = sorted(candidates, key=lambda idx: -relaxed_value(problem, np.isin(np.arange(problem.n_candidates), idx)))
+        for idx in order:
+            if best[1] is not None and hard_deadline is not None and time.perf_counter() >= hard_deadline:
+                break
             m = np.zeros(problem.n_candidates, dtype=bool)
             m[list(idx)] = True
             if polish and (hard_deadline is None or time.perf_counter() < hard_deadline):
                 m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
                 m = unique_polish(problem, m, deadline=hard_deadline)
-            W, z = evaluate_selection(problem, m)
-            if z > best[0]:
+            # The first answer gets the time it needs: returning none would waste the run.
+            W, z = evaluate_selection(exact, m, deadline=hard_deadline if best[1] is not None else None)
+            if W is not None and z > best[0]:
                 best = (z, m, W)
         return best[0], best[1], best[2], len(candidates)
 
@@ -459,9 +483,9 @@ class AnnealBackend(Backend):
         return max(spread, 1e-6)
 
     @staticmethod
-    def _perturb(mask: np.ndarray, swaps: int, rng: np.random.Generator) -> np.ndarray:
+    def _perturb(problem: Problem, mask: np.ndarray, swaps: int, rng: np.random.Generator) -> np.ndarray:
         m = mask.copy()
-        on, off = np.flatnonzero(m), np.flatnonzero(~m)
+        on, off = movable_features(problem, m)
         swaps = min(swaps, on.size, off.size)
         m[rng.choice(on, swaps, replace=False)] = False
         m[rng.choice(off, swaps, replace=False)] = True
@@ -495,5 +519,5 @@ class AnnealBackend(Backend):
             if len(states) == len(given):
                 states.append(greedy.copy())
             else:
-                states.append(AnnealBackend._perturb(greedy, max(2, n_sel // 3), rng))
+                states.append(AnnealBackend._perturb(problem, greedy, max(2, n_sel // 3), rng))
         return states

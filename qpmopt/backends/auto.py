@@ -89,9 +89,10 @@ class AutoBackend(Backend):
         # Without a time limit the annealer runs its step budget and HiGHS a node budget.
         warm_cfg = dataclasses.replace(config, time_limit=options.warm_fraction * config.time_limit) if timed else config
         warm = anneal.solve(problem, warm_cfg, anneal.Options())
-        if warm.selection is None or config.stop_requested():
+        if config.stop_requested():
             warm.info["auto_path"] = "anneal"
             return warm
+        # Without a feasible warm start (rules the annealer did not meet) HiGHS starts cold.
         exact_cfg = dataclasses.replace(config, warm_start=warm.selection)
         exact_opts = highs.Options() if timed else highs.Options(
             solver_options={"mip_max_nodes": options.exact_node_limit})
@@ -103,16 +104,19 @@ class AutoBackend(Backend):
     def _anneal_then_bound(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
         timed = config.time_limit is not None
         use_sdp = sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit if timed else None)
+        bound_seconds = min(3.0, 0.05 * config.time_limit) if timed else None
         anneal_config = config
-        if use_sdp and timed:
-            anneal_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
+        if timed:
+            # The bound comes after the annealer: its time is taken from the annealer's.
+            share = (1.0 - options.sdp_share) * config.time_limit if use_sdp else config.time_limit - bound_seconds
+            anneal_config = dataclasses.replace(config, time_limit=share)
         anneal = get_backend("anneal")
         raw = anneal.solve(problem, anneal_config, anneal.Options())
         if raw.selection is None or config.stop_requested():
             return raw
         # A proven bound so that the user sees how far from optimal the answer can be.
         value = objective_terms(problem, raw.selection, raw.assignment).total
-        deadline = time.perf_counter() + min(3.0, 0.05 * config.time_limit) if timed else None
+        deadline = time.perf_counter() + bound_seconds if timed else None
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem), deadline=deadline)
         if use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.

@@ -27,10 +27,15 @@ class BruteForceBackend(Backend):
 
     def solve(self, problem: Problem, config: SolverConfig, options: BruteForceOptions) -> BackendResult:
         n_f, n_sel = problem.n_candidates, problem.n_features
-        count = math.comb(n_f, n_sel)
+        # Only selections that keep the rules' included features and avoid excluded ones.
+        forced = np.zeros(n_f, dtype=bool) if problem.rules is None else problem.rules.select
+        allowed = np.ones(n_f, dtype=bool) if problem.rules is None else ~problem.rules.forbid_select
+        free = np.flatnonzero(allowed & ~forced)
+        n_free = n_sel - int(forced.sum())
+        count = math.comb(free.size, n_free)
         if count > options.max_selections:
             raise ProblemTooLargeError(
-                f"bruteforce: binomial({n_f}, {n_sel}) = {count} selections exceeds max_selections="
+                f"bruteforce: binomial({free.size}, {n_free}) = {count} selections exceeds max_selections="
                 f"{options.max_selections}; use an exact MILP backend ('highs', 'cpsat') instead"
             )
         deadline = config.deadline()
@@ -38,7 +43,7 @@ class BruteForceBackend(Backend):
         termination = Termination.OPTIMAL
         mask = np.zeros(n_f, dtype=bool)
         try:
-            for i, combo in enumerate(itertools.combinations(range(n_f), n_sel)):
+            for i, combo in enumerate(itertools.combinations(free.tolist(), n_free)):
                 if i % 16 == 0:
                     if config.stop_requested():
                         termination = Termination.INTERRUPTED
@@ -46,16 +51,19 @@ class BruteForceBackend(Backend):
                     if deadline is not None and i and config.remaining() == 0:
                         termination = Termination.TIME_LIMIT
                         break
-                mask[:] = False
+                mask[:] = forced
                 mask[list(combo)] = True
                 W, z = evaluate_selection(problem, mask)
-                if z > best[0]:
+                if W is not None and z > best[0]:
                     best = (z, mask.copy(), W)
         except KeyboardInterrupt:
             if best[1] is None:
                 raise  # nothing to return: Ctrl-C keeps its usual meaning
             termination = Termination.INTERRUPTED
         done = termination is Termination.OPTIMAL
+        if done and best[1] is None:  # every selection was tried: the rules cannot all hold
+            termination = Termination.INFEASIBLE
+            done = False
         return BackendResult(
             selection=best[1],
             assignment=best[2],

@@ -40,7 +40,7 @@ from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
-from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search
+from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search, search_view
 from qpmopt.solution import BackendResult, Termination
 
 __all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp"]
@@ -102,6 +102,8 @@ class Incumbent:
         ``None`` for the exact one) when it beats the incumbent; return whether it did."""
         if assignment is None:
             assignment, value = evaluate_selection(self.problem, selection)
+            if assignment is None:  # no assignment of this selection meets the rules
+                return False
         else:
             value = objective_terms(self.problem, selection, assignment).total
         if value <= self.value + 1e-9 * max(1.0, abs(self.value)):
@@ -174,7 +176,8 @@ class MipBackend(Backend):
 
     def solve(self, problem: Problem, config: SolverConfig, options: MipOptions) -> BackendResult:
         full = Formulation.build(problem, strengthen=options.strengthen)
-        solvable = full.n_w + full.n_y <= options.max_full_vars
+        solvable = full.n_vars - full.n_s <= options.max_full_vars
+        view = search_view(problem)  # the local search runs on it; answers are scored on problem
         timed = config.time_limit is not None
         bound_seconds = min(10.0, 0.1 * config.time_limit) if timed else None
         incumbent = Incumbent(problem, config.start_time)
@@ -191,7 +194,7 @@ class MipBackend(Backend):
             else:
                 deadline = config.deadline() - bound_seconds
             ils = iterated_local_search(
-                problem, greedy_selection(problem), seed=config.seed,
+                view, greedy_selection(view), seed=config.seed,
                 max_rounds=None if timed else options.warm_rounds,
                 # Small instances settle long before the time share is used up; on medium-1
                 # improvements came up to about 3 000 rounds apart (256 candidates).
@@ -200,15 +203,20 @@ class MipBackend(Backend):
             start, interrupted = ils.selection, ils.interrupted
         incumbent.offer(start)
         warm_value = incumbent.value
-        if interrupted:
-            return BackendResult(incumbent.selection, incumbent.assignment, Termination.INTERRUPTED,
+        if interrupted or (incumbent.selection is None and not solvable):
+            term = Termination.INTERRUPTED if interrupted else Termination.TIME_LIMIT
+            return BackendResult(incumbent.selection, incumbent.assignment, term,
                                  bound=simple_upper_bound(problem), history=incumbent.history,
                                  info={"path": "warm_start", "warm_start_objective": warm_value})
 
-        # Lagrangian bound (W <= s relaxed): valid for the full problem.
-        bound = lagrangian_upper_bound(
-            problem, incumbent.value, iterations=lagrangian_iterations(problem),
-            deadline=None if not timed else time.perf_counter() + bound_seconds)
+        # Lagrangian bound (W <= s relaxed; the rules dropped): valid for the full problem.
+        # Its step rule needs an objective to aim at.
+        if incumbent.selection is None:
+            bound = simple_upper_bound(problem)
+        else:
+            bound = lagrangian_upper_bound(
+                problem, incumbent.value, iterations=lagrangian_iterations(problem),
+                deadline=None if not timed else time.perf_counter() + bound_seconds)
         if not solvable:
             term = Termination.TIME_LIMIT if timed else Termination.ITERATION_LIMIT
             return BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound,
@@ -240,8 +248,8 @@ class MipBackend(Backend):
         info: dict[str, Any] = {"variables": form.n_vars}
         while True:
             rounds += 1
-            answer = self.solve_model(form, config.remaining(), form.encode(incumbent.selection, incumbent.assignment),
-                                      config, options)
+            warm = None if incumbent.selection is None else form.encode(incumbent.selection, incumbent.assignment)
+            answer = self.solve_model(form, config.remaining(), warm, config, options)
             info["last_model"] = answer.info or {}
             info["rounds"] = rounds
             if answer.bound is not None:

@@ -11,9 +11,10 @@ from qpmopt.search.heuristics import (
     greedy_selection,
     iterated_local_search,
     local_search,
+    movable_features,
     unique_polish,
 )
-from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
+from qpmopt.search.neighbourhood import relaxed_value, search_view, swap_deltas, topk_stats
 
 __all__ = [
     "best_assignment",
@@ -23,6 +24,8 @@ __all__ = [
     "greedy_selection",
     "iterated_local_search",
     "local_search",
+    "movable_features",
+    "search_view",
     "unique_polish",
     "relaxed_value",
     "swap_deltas",

@@ -58,8 +58,17 @@ def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int
     return out, next_value
 
 
-def best_assignment(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
-    """Exact best assignment ``W`` for a fixed selection, honouring ``problem.unique``.
+def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float | None = None,
+                    ) -> tuple[np.ndarray | None, float]:
+    """Exact best assignment ``W`` for a fixed selection, honouring ``problem.unique`` and
+    the user's rules (``problem.rules``).
+
+    Rules on single class-feature pairs shift the scores (a required pair by more, a
+    forbidden one by less, than any assignment can otherwise gain), so the assignment below
+    honours them whenever the selection allows it; shared class pairs need the exact
+    assignment model of :class:`~qpmopt.Formulation` with every selected feature fixed,
+    solved by HiGHS; if ``deadline`` (a ``time.perf_counter()`` value) passes first, the
+    best assignment it found so far is returned (feasible, not proven best).
 
     With uniqueness, classes are matched to distinct k-subsets by a linear assignment over
     candidate subsets: every class lists its ``m_c`` best subsets and gets a private "any
@@ -72,11 +81,22 @@ def best_assignment(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray
         selection: ``(n_f,)`` bool mask with ``n_features`` entries set.
 
     Returns:
-        ``(W, Z_A)`` with ``W`` bool ``(n_c, n_f)``.
+        ``(W, Z_A)`` with ``W`` bool ``(n_c, n_f)``, or ``(None, -inf)`` when no assignment
+        of this selection meets the rules.
     """
     A, k = problem.A, problem.k
+    rules = problem.rules
+    selection = np.asarray(selection, dtype=bool)
+    if rules is not None:
+        if (rules.select & ~selection).any() or (rules.forbid_select & selection).any():
+            return None, -np.inf
+        if len(rules.shared):
+            return _assignment_model(problem, selection, deadline)
     idx = np.flatnonzero(selection)
     A_sel = A[:, idx]
+    if rules is not None and rules.has_pair_rules:
+        shift = 1.0 + 2.0 * problem.n_classes * k * float(np.abs(A_sel).max())
+        A_sel = A_sel + shift * rules.assign[:, idx] - shift * rules.forbid_assign[:, idx]
     member, _, _, _ = topk_stats(A_sel, k)
     W_sel = member
     if problem.unique:
@@ -88,7 +108,41 @@ def best_assignment(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray
             W_sel = _unique_assignment(A_sel, k, group_size)
     W = np.zeros(A.shape, dtype=bool)
     W[:, idx] = W_sel
+    if rules is not None and ((rules.assign & ~W).any() or (rules.forbid_assign & W).any()):
+        return None, -np.inf
     return W, float(np.sum(A[W]))
+
+
+def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float | None,
+                      ) -> tuple[np.ndarray | None, float]:
+    """The exact assignment of ``selection`` under every rule, as a MILP with the selection
+    fixed, re-solved with uniqueness cuts until no two classes collide."""
+    import time
+
+    from qpmopt.backends.base import SolverConfig
+    from qpmopt.backends.highs import HighsBackend
+    from qpmopt.backends.mip import MipOptions
+    from qpmopt.formulation import Formulation
+
+    idx = np.flatnonzero(selection)
+    form = Formulation.build(problem, candidates=idx, fixed=idx)
+    highs, config, options = HighsBackend(), SolverConfig(threads=1), MipOptions()
+    while True:
+        left = None if deadline is None else max(0.05, deadline - time.perf_counter())
+        answer = highs.solve_model(form, left, None, config, options)
+        if answer.x is None:
+            return None, -np.inf
+        _, W = form.decode(answer.x)
+        groups = identical_rows(W) if problem.unique else []
+        if not groups:
+            return W, float(np.sum(problem.A[W]))
+        if not answer.optimal:  # out of time with classes still colliding
+            return None, -np.inf
+        for group in groups:
+            features = tuple(np.flatnonzero(W[group[0]]).tolist())
+            for i, c in enumerate(group):
+                for d in group[i + 1 :]:
+                    form.add_uniqueness_cut(int(c), int(d), features)
 
 
 def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.ndarray:
@@ -122,9 +176,14 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
         listed[grow] = listed[grow] * 2
 
 
-def evaluate_selection(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(W, Z)``: the exact best assignment of ``selection`` and its objective."""
-    W, z_a = best_assignment(problem, selection)
+def evaluate_selection(problem: Problem, selection: np.ndarray, *, deadline: float | None = None,
+                       ) -> tuple[np.ndarray | None, float]:
+    """``(W, Z)``: the exact best assignment of ``selection`` and its objective, or
+    ``(None, -inf)`` when no assignment of it meets the rules (see :func:`best_assignment`
+    for ``deadline``)."""
+    W, z_a = best_assignment(problem, selection, deadline=deadline)
+    if W is None:
+        return None, -np.inf
     idx = np.flatnonzero(selection)
     return W, z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
 

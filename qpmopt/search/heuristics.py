@@ -16,20 +16,23 @@ from qpmopt.problem import Problem
 from qpmopt.search.assignment import evaluate_selection
 from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
 
-__all__ = ["greedy_selection", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish"]
+__all__ = ["greedy_selection", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish",
+           "movable_features"]
 
 
 def greedy_selection(problem: Problem) -> np.ndarray:
     """Greedy construction: add the feature of largest marginal relaxed gain, ``n_features`` times.
 
+    Starts from the features the rules force in and never adds an excluded one.
     Returns a bool mask ``(n_f,)``.  While a class has fewer than ``k`` features its gain
     from a new feature is the full ``A[c, f]``; afterwards it is ``max(0, A[c,f] - kth)``.
     """
     A, R, B, k = problem.A, problem.R, problem.B, problem.k
     n_c, n_f = A.shape
-    mask = np.zeros(n_f, dtype=bool)
-    red = np.zeros(n_f)  # sum of R to the selected set
-    for step in range(problem.n_features):
+    rules = problem.rules
+    mask = np.zeros(n_f, dtype=bool) if rules is None else rules.select.copy()
+    red = R[:, mask].sum(axis=1)  # sum of R to the selected set
+    for step in range(int(mask.sum()), problem.n_features):
         if step < k:
             gain_a = A.sum(axis=0)
         else:
@@ -38,6 +41,8 @@ def greedy_selection(problem: Problem) -> np.ndarray:
             gain_a = np.maximum(A - kth[:, None], 0.0).sum(axis=0)
         gain = gain_a - red + B
         gain[mask] = -np.inf
+        if rules is not None:
+            gain[rules.forbid_select] = -np.inf
         f = int(np.argmax(gain))
         mask[f] = True
         red += R[:, f]
@@ -54,6 +59,16 @@ class LocalSearchResult:
     iterations: int
     converged: bool
     interrupted: bool
+
+
+def movable_features(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(selected, unselected)`` feature ids that a move may swap: the rules' included
+    features never leave and excluded ones never enter."""
+    leave, enter = selection.copy(), ~selection
+    if problem.rules is not None:
+        leave &= ~problem.rules.select
+        enter &= ~problem.rules.forbid_select
+    return np.flatnonzero(leave), np.flatnonzero(enter)
 
 
 def local_search(
@@ -142,7 +157,7 @@ def iterated_local_search(
                 interrupted = True
                 break
             trial = sel.copy()
-            on, off = np.flatnonzero(trial), np.flatnonzero(~trial)
+            on, off = movable_features(problem, trial)
             m = int(min(rng.integers(2, 5), on.size, off.size))
             trial[rng.choice(on, m, replace=False)] = False
             trial[rng.choice(off, m, replace=False)] = True
@@ -162,22 +177,26 @@ def unique_polish(
     deadline: float | None = None,
     max_evaluations: int | None = None,
 ) -> np.ndarray:
-    """Swap local search on the *true* objective (exact assignment with uniqueness).
+    """Swap local search on the *true* objective (exact assignment with uniqueness and the
+    rules on shared class pairs).
 
-    The relaxed search ignores uniqueness; when classes collide, the relaxed optimum can be
-    far from the true one (tiny instances where ``binomial(n_features, k)`` is close to
-    ``n_classes``).  Swaps are tried best relaxed delta first, each scored exactly, and the
+    The relaxed search ignores uniqueness and shared pairs; when classes collide or must
+    share features, the relaxed optimum can be far from the true one (tiny instances where
+    ``binomial(n_features, k)`` is close to ``n_classes``).  Swaps are tried best relaxed delta first, each scored exactly, and the
     first improving one is taken; it stops at a local optimum, the deadline, or after
     ``max_evaluations`` exact scorings (default: about ``2e7 / (n_c * n_f)``, at most 5 000:
     thousands on tiny instances where uniqueness binds, a handful at ImageNet scale where
-    each exact scoring is costly and collisions cost little).
+    each exact scoring is costly and collisions cost little; with shared pairs, where each
+    scoring is a small MILP, a hundred times fewer).
     """
     sel = np.asarray(selection, dtype=bool).copy()
-    if not problem.unique or sel.all():
+    shared = problem.rules is not None and len(problem.rules.shared) > 0
+    if not (problem.unique or shared) or sel.all():
         return sel
     if max_evaluations is None:
-        max_evaluations = int(min(5_000, max(4, 2e7 / (problem.n_classes * problem.n_candidates))))
-    current = evaluate_selection(problem, sel)[1]
+        work = 2e5 if shared else 2e7
+        max_evaluations = int(min(5_000, max(4, work / (problem.n_classes * problem.n_candidates))))
+    current = evaluate_selection(problem, sel, deadline=deadline)[1]
     evaluations = 0
     while evaluations < max_evaluations:
         delta, si, ui = swap_deltas(problem, sel)
@@ -195,7 +214,7 @@ def unique_polish(
             cand = sel.copy()
             cand[si[a]], cand[ui[b]] = False, True
             evaluations += 1
-            value = evaluate_selection(problem, cand)[1]
+            value = evaluate_selection(problem, cand, deadline=deadline)[1]
             if value > current + 1e-12 * max(1.0, abs(current)):
                 sel, current, improved = cand, value, True
                 break

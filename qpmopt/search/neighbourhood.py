@@ -9,11 +9,27 @@ evaluated from each class's k-th and (k+1)-th best selected value alone.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from qpmopt.problem import Problem
 
-__all__ = ["topk_stats", "relaxed_value", "swap_deltas"]
+__all__ = ["topk_stats", "relaxed_value", "swap_deltas", "search_view"]
+
+
+def search_view(problem: Problem) -> Problem:
+    """The problem the heuristics search: ``problem`` itself, or with rules on single
+    class-feature pairs, a copy whose ``A`` is raised on required pairs and lowered on
+    forbidden ones by more than any assignment can gain otherwise, so that the relaxed value
+    (each class's top-k) honours them wherever the selection allows.  Answers are always
+    scored on the original problem."""
+    rules = problem.rules
+    if rules is None or not (rules.assign.any() or rules.forbid_assign.any()):
+        return problem
+    shift = 1.0 + 2.0 * problem.n_classes * problem.k * float(np.abs(problem.A).max())
+    A = problem.A + shift * rules.assign - shift * rules.forbid_assign
+    return dataclasses.replace(problem, A=A)
 
 
 def topk_stats(A_sel: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -46,7 +62,8 @@ def swap_deltas(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, np
     Returns ``(delta, sel_idx, unsel_idx)`` with ``delta`` of shape ``(n_sel, n_f - n_sel)``:
     ``delta[a, b]`` is the change when ``sel_idx[a]`` leaves and ``unsel_idx[b]`` enters.
     A class whose top-k holds the leaving feature ``o`` gains ``max(next, A[c,i]) - A[c,o]``,
-    any other class gains ``max(0, A[c,i] - kth)``.
+    any other class gains ``max(0, A[c,i] - kth)``.  Swaps that would break a rule on the
+    selection are ``-inf``.
     """
     A, R, B, k = problem.A, problem.R, problem.B, problem.k
     sel = np.flatnonzero(selection)
@@ -61,4 +78,8 @@ def swap_deltas(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray, np
     red = R[:, sel].sum(axis=1)  # (n_f,) redundancy of each feature to the selected set
     delta_r = red[sel][:, None] - red[uns][None, :] + R[np.ix_(sel, uns)]
     delta_b = B[uns][None, :] - B[sel][:, None]
-    return delta_a + delta_r + delta_b, sel, uns
+    delta = delta_a + delta_r + delta_b
+    if problem.rules is not None:  # included features never leave, excluded ones never enter
+        delta[problem.rules.select[sel], :] = -np.inf
+        delta[:, problem.rules.forbid_select[uns]] = -np.inf
+    return delta, sel, uns
