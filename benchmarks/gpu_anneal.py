@@ -48,7 +48,8 @@ def main() -> int:
                                         options={"device": "cuda", "num_chains": args.chains})
             hit = next((t for t, v in s.history if v >= target), None)
             row = {"instance": name, "seed": seed, "objective": s.objective, "target": target,
-                   "time_to_target": hit, "steps": s.info["steps"], "wall_time": s.wall_time}
+                   "time_to_target": hit, "steps": s.info["steps"], "wall_time": s.wall_time,
+                   "steps_per_second": s.info["steps"] / s.wall_time, "features": s.features.tolist()}
             out["runs"].append(row)
             print(json.dumps(row), flush=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
