@@ -50,12 +50,13 @@ def provenance() -> dict[str, Any]:
     directory, ``None`` outside one), ``dirty`` (uncommitted changes to tracked files other
     than benchmarks/results, which a run of several steps writes as it goes), ``created``
     (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
+    if os.environ.get("QPMOPT_SOURCE_COMMIT"):
+        # A copy of a checkout on another machine, whose .git (if any) may not match the
+        # files: the caller names the commit it copied; whether that was dirty is unknown.
+        return {"commit": os.environ["QPMOPT_SOURCE_COMMIT"], "dirty": None,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results") if commit else None
-    if commit is None and os.environ.get("QPMOPT_SOURCE_COMMIT"):
-        # A copy of a checkout without its .git (a remote machine): the caller names the
-        # commit it copied; whether that copy was dirty is unknown here.
-        commit = os.environ["QPMOPT_SOURCE_COMMIT"]
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 
