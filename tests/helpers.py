@@ -23,44 +23,7 @@ def random_instance(rng: np.random.Generator, n_c: int, n_f: int, *, negative_r:
 def oracle(A, R, B, k: int, n_sel: int, unique: bool) -> float:
     """Exhaustive optimum written independently of qpmopt: every selection and, for each,
     every assignment of k-subsets (with uniqueness by backtracking)."""
-    n_c, n_f = A.shape
-    B = np.zeros(n_f) if B is None else B
-    best = -math.inf
-    for sel in itertools.combinations(range(n_f), n_sel):
-        subsets = list(itertools.combinations(sel, k))
-        scores = np.array([[A[c, list(t)].sum() for t in subsets] for c in range(n_c)])
-        if unique:
-            z_a = _best_distinct(scores)
-        else:
-            z_a = scores.max(axis=1).sum()
-        z_r = -sum(R[i, j] for i, j in itertools.combinations(sel, 2))
-        z_b = sum(B[i] for i in sel)
-        best = max(best, z_a + z_r + z_b)
-    return best
-
-
-def _best_distinct(scores: np.ndarray) -> float:
-    n_c, n_t = scores.shape
-    order = np.argsort(-scores, axis=1)
-    best = [-math.inf]
-    # an optimistic bound per remaining class prunes the backtracking
-    tops = scores.max(axis=1)
-    suffix = np.concatenate([np.cumsum(tops[::-1])[::-1], [0.0]])
-
-    def rec(c: int, used: set, acc: float) -> None:
-        if acc + suffix[c] <= best[0] + 1e-12:
-            return
-        if c == n_c:
-            best[0] = acc
-            return
-        for t in order[c]:
-            if t not in used:
-                used.add(t)
-                rec(c + 1, used, acc + scores[c, t])
-                used.remove(t)
-
-    rec(0, set(), 0.0)
-    return best[0]
+    return oracle_with_rules(A, R, B, k, n_sel, unique, {})
 
 
 def objective_by_hand(A, R, B, selection, W) -> float:
