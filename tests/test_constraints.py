@@ -193,3 +193,23 @@ def test_rules_at_a_preset_size_are_met_by_the_mip_driver_and_the_annealer():
                                       backend=backend, time_limit=10)
         assert sol.assignment is not None, backend
         assert_rules_hold_by_hand(sol.selection, sol.assignment, rules.model_dump(), inst.k)
+
+
+@pytest.mark.parametrize("mode", ["exact", "at_least"])
+def test_constructive_assignment_under_shared_pairs_is_feasible_and_never_above_the_exact_one(mode):
+    from qpmopt.search import best_assignment
+
+    inst = qpmopt.instances.generate("small", seed=2)
+    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5), "forbid_pairs": [(0, 1)], "shared_mode": mode}
+    problem = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
+    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    selection = qpmopt.solve_problem(free, backend="localsearch").selection
+    selection[1] = False  # keep the forbidden pair's feature in play
+    selection[np.flatnonzero(~selection)[1]] = True
+    greedy, z_greedy = best_assignment(problem, selection, exact=False)
+    exact, z_exact = best_assignment(problem, selection, exact=True)
+    assert greedy is not None and exact is not None
+    for W in (greedy, exact):
+        assert_feasible_by_hand(selection, W, inst.k, inst.n_features, True)
+        assert_rules_hold_by_hand(selection, W, rules, inst.k)
+    assert z_greedy <= z_exact + 1e-9

@@ -53,7 +53,7 @@ class BruteForceBackend(Backend):
                         break
                 mask[:] = forced
                 mask[list(combo)] = True
-                W, z = evaluate_selection(problem, mask)
+                W, z = evaluate_selection(problem, mask, exact=True)
                 if W is not None and z > best[0]:
                     best = (z, mask.copy(), W)
         except KeyboardInterrupt:
