@@ -48,7 +48,8 @@ def _git(*args: str) -> str | None:
 def provenance() -> dict[str, Any]:
     """Where a result comes from: ``commit`` (of the git checkout in the working
     directory, ``None`` outside one), ``dirty`` (uncommitted changes to tracked files other
-    than benchmarks/results, which a run of several steps writes as it goes), ``created``
+    than those the benchmarks write as they go: benchmarks/results, benchmarks/RESULTS.md
+    and README.md), ``created``
     (local time, ISO 8601) and ``machine`` (:func:`machine_info`)."""
     if os.environ.get("QPMOPT_SOURCE_COMMIT"):
         # A copy of a checkout on another machine, whose .git (if any) may not match the
@@ -56,7 +57,8 @@ def provenance() -> dict[str, Any]:
         return {"commit": os.environ["QPMOPT_SOURCE_COMMIT"], "dirty": None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results") if commit else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results",
+                  ":!benchmarks/RESULTS.md", ":!README.md") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 
