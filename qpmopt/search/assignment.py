@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from qpmopt.problem import Problem
-from qpmopt.search.neighbourhood import topk_stats
+from qpmopt.search.neighbourhood import rule_scores, topk_stats
 
 __all__ = ["identical_rows", "best_assignment", "evaluate_selection"]
 
@@ -108,8 +108,7 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
     idx = np.flatnonzero(selection)
     A_sel = A[:, idx]
     if rules is not None and rules.has_pair_rules:
-        shift = 1.0 + 2.0 * problem.n_classes * k * float(np.abs(A_sel).max())
-        A_sel = A_sel + shift * rules.assign[:, idx] - shift * rules.forbid_assign[:, idx]
+        A_sel = rule_scores(problem, idx)
     member, _, _, _ = topk_stats(A_sel, k)
     W_sel = member
     if problem.unique:
@@ -144,8 +143,7 @@ def _shared_pairs_greedy(problem: Problem, selection: np.ndarray) -> np.ndarray 
     rules, k = problem.rules, problem.k
     idx = np.flatnonzero(selection)
     n_c, m_sel = problem.n_classes, idx.size
-    shift = 1.0 + 2.0 * n_c * k * float(np.abs(problem.A[:, idx]).max())
-    scores = problem.A[:, idx] + shift * rules.assign[:, idx] - shift * rules.forbid_assign[:, idx]
+    scores = rule_scores(problem, idx)
     m, exact = rules.shared_count, rules.shared_exact
     partners: list[list[int]] = [[] for _ in range(n_c)]
     for a, b in rules.shared:

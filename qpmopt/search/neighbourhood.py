@@ -15,7 +15,7 @@ import numpy as np
 
 from qpmopt.problem import Problem
 
-__all__ = ["topk_stats", "relaxed_value", "swap_deltas", "search_view"]
+__all__ = ["topk_stats", "relaxed_value", "swap_deltas", "search_view", "rule_scores"]
 
 
 def search_view(problem: Problem) -> Problem:
@@ -27,9 +27,18 @@ def search_view(problem: Problem) -> Problem:
     rules = problem.rules
     if rules is None or not (rules.assign.any() or rules.forbid_assign.any()):
         return problem
+    return dataclasses.replace(problem, A=rule_scores(problem, np.arange(problem.n_candidates)))
+
+
+def rule_scores(problem: Problem, columns: np.ndarray) -> np.ndarray:
+    """``A[:, columns]`` raised on the rules' required pairs and lowered on forbidden ones by
+    more than any assignment of ``k`` features per class can gain otherwise."""
+    A = problem.A[:, columns]
+    rules = problem.rules
+    if rules is None:
+        return A
     shift = 1.0 + 2.0 * problem.n_classes * problem.k * float(np.abs(problem.A).max())
-    A = problem.A + shift * rules.assign - shift * rules.forbid_assign
-    return dataclasses.replace(problem, A=A)
+    return A + shift * rules.assign[:, columns] - shift * rules.forbid_assign[:, columns]
 
 
 def topk_stats(A_sel: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
