@@ -111,6 +111,11 @@ class Rules:
     source: Constraints
 
     @property
+    def fixed_features(self) -> np.ndarray:
+        """``(n_f,)`` bool: features whose selection the rules decide (in or out)."""
+        return self.select | self.forbid_select
+
+    @property
     def has_pair_rules(self) -> bool:
         """Rules on single class-feature pairs or on class pairs (not only on ``s``)."""
         return bool(self.assign.any() or self.forbid_assign.any() or len(self.shared))

@@ -49,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from qpmopt.problem import Problem
+from qpmopt.search.assignment import identical_rows
 
 __all__ = ["Formulation"]
 
@@ -145,6 +146,18 @@ class Formulation:
     def add_uniqueness_cut(self, c: int, d: int, features: tuple[int, ...]) -> None:
         """Forbid classes ``c`` and ``d`` from both using exactly ``features`` (feature ids)."""
         self.cuts.append((int(c), int(d), tuple(int(f) for f in features)))
+
+    def cut_collisions(self, assignment: np.ndarray) -> int:
+        """Add a uniqueness cut for every pair of classes that ``assignment`` (``(n_c, n_f)``
+        bool) gives the same feature set; return how many pairs collided."""
+        added = 0
+        for group in identical_rows(assignment):
+            features = tuple(np.flatnonzero(assignment[group[0]]).tolist())
+            for i, c in enumerate(group):
+                for d in group[i + 1 :]:
+                    self.add_uniqueness_cut(int(c), int(d), features)
+                    added += 1
+        return added
 
     def constant(self) -> float:
         """Objective contribution of the fixed features alone (their B and mutual R)."""

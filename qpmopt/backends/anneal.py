@@ -223,10 +223,9 @@ class _Chains:
 
 def _fixed_by_rules(problem: Problem) -> np.ndarray:
     """``(n_f,)`` bool: features the rules force in or out (they never move)."""
-    rules = problem.rules
-    if rules is None:
+    if problem.rules is None:
         return np.zeros(problem.n_candidates, dtype=bool)
-    return rules.select | rules.forbid_select
+    return problem.rules.fixed_features
 
 
 class AnnealBackend(Backend):

@@ -151,15 +151,6 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
     raw.info["sdp_bound"] = dataclasses.asdict(sdp)
 
 
-def _collisions(W: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Every pair of classes with the same feature set, with that set."""
-    out = []
-    for group in identical_rows(W):
-        features = tuple(np.flatnonzero(W[group[0]]).tolist())
-        out += [(int(a), int(b), features) for i, a in enumerate(group) for b in group[i + 1 :]]
-    return out
-
-
 class MipBackend(Backend):
     """Base of the MILP backends: subclasses declare ``name``, ``required_modules`` and
     ``capabilities`` and implement :meth:`solve_model`."""
@@ -264,15 +255,15 @@ class MipBackend(Backend):
             # The solver's answer as the core evaluates it (before any uniqueness repair):
             # lets tests compare it with the solver's own objective.
             info["last_model"]["recomputed_objective"] = objective_terms(problem, sel, W).total
-            collisions = _collisions(W) if problem.unique else []
-            incumbent.offer(sel, None if collisions or problem.unique else W)
+            collides = problem.unique and bool(identical_rows(W))
+            incumbent.offer(sel, None if problem.unique else W)
             if answer.interrupted:
                 return False, Termination.INTERRUPTED, bound, info
-            if answer.optimal and not collisions:
+            if answer.optimal and not collides:
                 return True, Termination.OPTIMAL, bound, info
-            for c, d, feats in collisions:
-                form.add_uniqueness_cut(c, d, feats)
-            if not collisions or (config.remaining() is not None and config.remaining() <= 0):
+            if collides:
+                form.cut_collisions(W)
+            if not collides or (config.remaining() is not None and config.remaining() <= 0):
                 break
         info["uniqueness_cuts"] = len(form.cuts)
         # Without a time limit only a work limit in solver_options can have stopped it.

@@ -226,16 +226,11 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
         if answer.x is None:
             return None, -np.inf
         _, W = form.decode(answer.x)
-        groups = identical_rows(W) if problem.unique else []
-        if not groups:
+        if not problem.unique or not identical_rows(W):
             return W, float(np.sum(problem.A[W]))
         if not answer.optimal:  # out of time with classes still colliding
             return None, -np.inf
-        for group in groups:
-            features = tuple(np.flatnonzero(W[group[0]]).tolist())
-            for i, c in enumerate(group):
-                for d in group[i + 1 :]:
-                    form.add_uniqueness_cut(int(c), int(d), features)
+        form.cut_collisions(W)
 
 
 def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.ndarray:
