@@ -1,7 +1,7 @@
 """qpmopt: fast, solver-agnostic feature selection and assignment for QPM.
 
 Public API: :func:`solve_assignment`, :class:`Problem`, :class:`Solution`,
-:func:`available_backends`; for plug-ins :class:`Formulation`, :class:`BackendResult` and
+:func:`available_backends`, :func:`to_pyomo` and :func:`from_pyomo` (the model in Pyomo); for plug-ins :class:`Formulation`, :class:`BackendResult` and
 :mod:`qpmopt.backends`.  The torch adapter lives in :mod:`qpmopt.torch`.
 """
 
@@ -21,6 +21,7 @@ from qpmopt.constraints import Constraints
 from qpmopt.evaluate import VerificationError
 from qpmopt.formulation import Formulation
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
+from qpmopt.pyomo_model import from_pyomo, to_pyomo
 from qpmopt.solution import BackendResult, Solution, Status, Termination
 from qpmopt.solve import solve_assignment, solve_problem
 
@@ -30,6 +31,8 @@ __all__ = [
     "matrices",
     "solve_assignment",
     "solve_problem",
+    "to_pyomo",
+    "from_pyomo",
     "Problem",
     "Constraints",
     "Solution",

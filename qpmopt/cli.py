@@ -68,7 +68,9 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-def solvers() -> None:
+@click.option("--pyomo", "pyomo_too", is_flag=True,
+              help="Also list the Pyomo solvers that backend 'pyomo' can run here (options={'solver': NAME}).")
+def solvers(pyomo_too: bool) -> None:
     """List backends with availability, version and capabilities."""
     from rich.console import Console
     from rich.table import Table
@@ -82,6 +84,13 @@ def solvers() -> None:
         table.add_row(info.name, info.available.value, info.version or "-", yes[cap.exact], yes[cap.proves_bound],
                       yes[cap.uses_gpu], yes[cap.deterministic], info.source)
     Console(width=120).print(table)
+    if pyomo_too:
+        from qpmopt.backends.pyomo_solver import pyomo_solvers
+
+        pyomo_table = Table("pyomo solver", "available")
+        for name, ok in pyomo_solvers().items():
+            pyomo_table.add_row(name, "yes" if ok else "-")
+        Console(width=120).print(pyomo_table)
 
 
 @main.command()

@@ -8,6 +8,7 @@ the entry-point group :data:`ENTRY_POINT_GROUP`.  See ``backends/README.md``.
 from qpmopt.backends.base import (
     Availability,
     Backend,
+    BackendOptions,
     BackendUnavailableError,
     Capabilities,
     OptionsError,
@@ -29,6 +30,7 @@ __all__ = [
     "Availability",
     "Backend",
     "BackendInfo",
+    "BackendOptions",
     "BackendUnavailableError",
     "Capabilities",
     "ENTRY_POINT_GROUP",

@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from qpmopt.backends.base import Backend, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
+from qpmopt.backends.base import Backend, BackendOptions, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
 from qpmopt.search import (
     best_assignment,
@@ -56,15 +57,16 @@ def default_steps(problem: Problem) -> int:
     return int(min(6000, max(600, 2000 * ratio**0.5)))
 
 
-@dataclass(frozen=True)
-class AnnealOptions:
-    num_chains: int = 8
+class AnnealOptions(BackendOptions):
+    """Options of ``anneal``."""
+
+    num_chains: int = Field(8, ge=1)
     device: str | None = None  # None: "cuda" when available, else "cpu"
-    dtype: str = "float32"
-    max_steps: int | None = None  # step budget; None: default_steps() without a time limit
+    dtype: Literal["float32", "float64"] = "float32"
+    max_steps: int | None = Field(None, ge=1)  # step budget; None: default_steps() without a time limit
     t_start: float | None = None  # None: calibrated from the first step's deltas
     t_end_ratio: float = 1e-3  # final temperature relative to t_start
-    cycles: int = 1  # temperature cycles (reheats) over the budget
+    cycles: int = Field(1, ge=1)  # temperature cycles (reheats) over the budget
     tabu_tenure: int | None = None  # None: about n_features / 4
     patience: int | None = None  # steps without improvement before a perturbation
     perturb_swaps: int | None = None  # random swaps per perturbation (None: ~n_features/10)
@@ -73,16 +75,6 @@ class AnnealOptions:
     initial_states: Any = None  # (chains, n_f) bool masks or list of index arrays
     max_temp_mb: float | None = None  # cap of per-step temporaries (None: 8 MB on CPU, for the cache; 1 GB on GPU)
     polish: bool = True  # finish each chain's best with numpy best-improvement swaps
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.num_chains, int) or self.num_chains < 1:
-            raise OptionsError(f"options: num_chains must be a positive integer, got {self.num_chains!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise OptionsError(f"options: dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.cycles < 1:
-            raise OptionsError(f"options: cycles must be >= 1, got {self.cycles!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise OptionsError(f"options: max_steps must be >= 1, got {self.max_steps!r}")
 
 
 @dataclass

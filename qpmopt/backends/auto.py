@@ -26,9 +26,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 
-from qpmopt.backends.base import Backend, Capabilities, SolverConfig
+from pydantic import Field
+
+from qpmopt.backends.base import Backend, BackendOptions, Capabilities, SolverConfig
 from qpmopt.backends.mip import tighten_with_sdp
 from qpmopt.backends.registry import backend_class, get_backend
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound
@@ -39,16 +40,15 @@ from qpmopt.sdp_bound import sdp_wanted
 from qpmopt.solution import BackendResult
 
 
-@dataclass(frozen=True)
-class AutoOptions:
+class AutoOptions(BackendOptions):
     """Options of ``auto`` (``options=`` of :func:`qpmopt.solve_assignment`)."""
 
     bruteforce_limit: int = 2_000
     exact_max_vars: int = 20_000
     exact_node_limit: int = 2_000  # HiGHS's node budget without a time limit
-    warm_fraction: float = 0.2  # share of the time given to the annealer before HiGHS
+    warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
-    sdp_share: float = 0.5  # share of the time limit it gets
+    sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets
 
 
 class AutoBackend(Backend):

@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import numpy as np
+import pydantic
 
 from qpmopt.problem import Problem
 from qpmopt.solution import BackendResult
@@ -27,6 +28,7 @@ from qpmopt.solution import BackendResult
 __all__ = [
     "Availability",
     "Backend",
+    "BackendOptions",
     "Capabilities",
     "SolverConfig",
     "UnknownBackendError",
@@ -110,8 +112,46 @@ class SolverConfig:
         return self.should_stop is not None and bool(self.should_stop())
 
 
-@dataclass(frozen=True)
-class _NoOptions:
+class BackendOptions(pydantic.BaseModel):
+    """Base of every backend's options (``options=`` of :func:`qpmopt.solve_assignment`).
+
+    A pydantic model: frozen, strict (``"3"`` is not an integer, ``2.0`` is not an
+    integer either; an integer is a valid float), unknown keys rejected.  Any failure is an
+    :class:`OptionsError` that names each field and what it accepts, also when the model is
+    constructed directly.  A subclass declares its fields with defaults and a comment or
+    ``Field(description=...)`` saying what each does.
+    """
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise OptionsError(describe_options_error(type(self), exc)) from None
+
+
+def describe_options_error(model: type[pydantic.BaseModel], exc: pydantic.ValidationError) -> str:
+    """One line per problem: the field, what was given, what is allowed."""
+    known = ", ".join(sorted(model.model_fields)) or "none"
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "options"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"options: unknown key(s) [{name!r}] for {model.__name__}; known: {known}")
+            continue
+        field = model.model_fields.get(str(err["loc"][0])) if err["loc"] else None
+        allowed = f" (allowed: {_annotation_text(field.annotation)})" if field is not None else ""
+        lines.append(f"options: {name}={err.get('input')!r}: {err['msg']}{allowed}")
+    return "\n".join(lines)
+
+
+def _annotation_text(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
+    return text or str(annotation).replace("typing.", "")
+
+
+class _NoOptions(BackendOptions):
     pass
 
 
@@ -149,9 +189,17 @@ class Backend(ABC):
         return self.capabilities
 
     @classmethod
-    def parse_options(cls, options: dict[str, Any] | None) -> Any:
-        """Options dataclass from a dict; unknown keys are an error, never ignored."""
+    def parse_options(cls, options: dict[str, Any] | Any | None) -> Any:
+        """The backend's options from a dict (or an instance of its ``Options``, returned
+        as is); unknown keys and wrong types raise :class:`OptionsError`, never ignored."""
+        if isinstance(options, cls.Options):
+            return options
+        if options is not None and not isinstance(options, dict):
+            raise OptionsError(f"options: expected a dict or {cls.Options.__name__}, got {type(options).__name__}")
         options = dict(options or {})
+        if isinstance(cls.Options, type) and issubclass(cls.Options, pydantic.BaseModel):
+            return cls.Options(**options)
+        # A plug-in's plain dataclass: unknown keys are still refused.
         known = {f.name: f for f in dataclasses.fields(cls.Options)}
         unknown = sorted(set(options) - set(known))
         if unknown:

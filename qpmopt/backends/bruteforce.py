@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from qpmopt.backends.base import Backend, Capabilities, ProblemTooLargeError, SolverConfig
+from qpmopt.backends.base import Backend, BackendOptions, Capabilities, ProblemTooLargeError, SolverConfig
 from qpmopt.problem import Problem
 from qpmopt.search import evaluate_selection
 from qpmopt.solution import BackendResult, Termination
 
 
-@dataclass(frozen=True)
-class BruteForceOptions:
+class BruteForceOptions(BackendOptions):
     max_selections: int = 200_000  # refuse instances with more selections than this
 
 

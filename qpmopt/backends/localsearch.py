@@ -5,18 +5,16 @@ cheap warm start for the exact backends."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from qpmopt.backends.base import Backend, Capabilities, SolverConfig
+from qpmopt.backends.base import Backend, BackendOptions, Capabilities, SolverConfig
 from qpmopt.problem import Problem
 from qpmopt.search import best_assignment, greedy_selection, local_search, search_view, unique_polish
 from qpmopt.solution import BackendResult, Termination
 
 
-@dataclass(frozen=True)
-class LocalSearchOptions:
+class LocalSearchOptions(BackendOptions):
     max_iterations: int = 100_000
 
 

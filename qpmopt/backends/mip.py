@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from qpmopt.backends.base import Backend, SolverConfig
+from qpmopt.backends.base import Backend, BackendOptions, SolverConfig
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
@@ -69,17 +70,16 @@ class ModelResult:
     info: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class MipOptions:
+class MipOptions(BackendOptions):
     """Options of every MIP backend (``options=`` of :func:`qpmopt.solve_assignment`)."""
 
     strengthen: bool | None = None  # RLT equalities (None: when <= 100 free candidates)
     max_full_vars: int = 150_000  # larger models are not solved; see the module docstring
     sdp_bound: bool | None = None  # semidefinite bound under a time limit (None: up to SDP_MAX_FEATURES)
-    sdp_share: float = 0.5  # share of the time limit kept for it when the solver does not finish
-    warm_share: float = 0.1  # share of the time limit for the iterated local search warm start
+    sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit kept for it when the solver does not finish
+    warm_share: float = Field(0.1, ge=0.0, le=1.0)  # share of the time limit for the iterated local search warm start
     warm_rounds: int = 200  # its rounds when there is no time limit
-    solver_options: dict[str, Any] | None = None  # passed to the solver verbatim
+    solver_options: dict[str, Any] = {}  # passed to the solver verbatim
 
 
 @dataclass

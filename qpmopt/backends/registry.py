@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "anneal": "qpmopt.backends.anneal:AnnealBackend",
     "highs": "qpmopt.backends.highs:HighsBackend",
     "cpsat": "qpmopt.backends.cpsat:CpSatBackend",
+    "pyomo": "qpmopt.backends.pyomo_solver:PyomoBackend",
     "auto": "qpmopt.backends.auto:AutoBackend",
 }
 
