@@ -1,10 +1,10 @@
 """The exact model, written once.
 
 :class:`Formulation` is a structured mixed-integer *linear* description of the problem
-(index sets, coefficient arrays, and a sparse constraint matrix).  It renders to a Pyomo
-model (:meth:`Formulation.to_pyomo`) for users and for Pyomo's solvers, and the built-in
-exact backends hand the very same arrays to their solver APIs directly, because building
-Pyomo components for ~400 000 binaries takes minutes.
+(index sets, coefficient arrays, and a sparse constraint matrix).  The built-in exact
+backends and the plug-ins hand these arrays to their solver APIs directly;
+:mod:`qpmopt.pyomo_model` writes the same model in Pyomo, with named parts, for users and
+for the ``pyomo`` backend.
 
 Restricted models: features may be *forbidden* (not candidates) or *fixed* (selected by
 construction; they become constants, so that their redundancy with a free feature folds
@@ -303,43 +303,9 @@ class Formulation:
         W[self.w_class[on], self.w_feature[on]] = True
         return sel, W
 
-    def variable_names(self) -> list[str]:
-        names = [f"s[{f}]" for f in self.free]
-        names += [f"W[{c},{f}]" for c, f in zip(self.w_class, self.w_feature)]
-        names += [f"y[{self.free[i]},{self.free[j]}]" for i, j in self.pairs]
-        names += [f"p[{a},{b},{f}]" for a, b in self.shared for f in self.candidates]
-        return names
-
     # ---- Pyomo ------------------------------------------------------------------------
-    def to_pyomo(self) -> Any:
-        """Render to a ``pyomo.environ.ConcreteModel`` (maximisation).
+    def to_pyomo(self, uniqueness: str = "auto") -> Any:
+        """This (unrestricted) model in Pyomo with named parts: see :func:`qpmopt.to_pyomo`."""
+        from qpmopt.pyomo_model import render
 
-        The model has ``x`` (all variables; ``model.names[i]`` says which), the constraint
-        list ``cons`` and the objective ``obj`` (constant included).  Imports Pyomo lazily;
-        meant for small and restricted models.
-        """
-        import pyomo.environ as pyo
-
-        arr = self.arrays()
-        model = pyo.ConcreteModel()
-        n = self.n_vars
-        model.names = self.variable_names()
-        model.x = pyo.Var(range(n), domain=pyo.UnitInterval)
-        for i in np.flatnonzero(arr["integer"]):
-            model.x[int(i)].domain = pyo.Binary
-        model.cons = pyo.ConstraintList()
-        mat = arr["matrix"]
-        for r in range(mat.shape[0]):
-            lo, hi = arr["row_lower"][r], arr["row_upper"][r]
-            sl = slice(mat.indptr[r], mat.indptr[r + 1])
-            expr = sum(float(v) * model.x[int(j)] for j, v in zip(mat.indices[sl], mat.data[sl]))
-            if lo == hi:
-                model.cons.add(expr == float(lo))
-            else:
-                model.cons.add((None if np.isinf(lo) else float(lo), expr, None if np.isinf(hi) else float(hi)))
-        cost = arr["cost"]
-        model.obj = pyo.Objective(
-            expr=arr["constant"] + sum(float(cost[i]) * model.x[int(i)] for i in np.flatnonzero(cost)),
-            sense=pyo.maximize,
-        )
-        return model
+        return render(self, uniqueness=uniqueness)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from qpmopt import Constraints, InfeasibleProblemError, ProblemError, Status, Ve
 from qpmopt.matrices import similar_class_pairs
 from qpmopt.solution import BackendResult, Termination
 
-EXACT = ["bruteforce", "highs", "cpsat"]
+EXACT = ["bruteforce", "highs", "cpsat", "pyomo"]
 HEURISTIC = ["localsearch", "anneal", "auto"]
 
 

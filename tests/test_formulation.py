@@ -1,4 +1,5 @@
-"""The one formulation: its Pyomo rendering and its arrays describe the same exact model."""
+"""The one formulation: its arrays, solved through a plain Pyomo rendering written here, and
+its named Pyomo model describe the same exact model."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,27 @@ from qpmopt.formulation import Formulation
 pyo = pytest.importorskip("pyomo.environ")
 
 
+def _arrays_in_pyomo(form):
+    """The arrays as a generic Pyomo model: variables ``x[i]``, one constraint per row."""
+    arr = form.arrays()
+    model = pyo.ConcreteModel()
+    model.x = pyo.Var(range(form.n_vars), bounds=lambda m, i: (arr["lower"][i], arr["upper"][i]))
+    for i in np.flatnonzero(arr["integer"]):
+        model.x[int(i)].domain = pyo.Integers
+    model.cons = pyo.ConstraintList()
+    mat = arr["matrix"]
+    for r in range(mat.shape[0]):
+        sl = slice(mat.indptr[r], mat.indptr[r + 1])
+        expr = sum(float(v) * model.x[int(j)] for j, v in zip(mat.indices[sl], mat.data[sl]))
+        lo, hi = arr["row_lower"][r], arr["row_upper"][r]
+        model.cons.add((None if np.isinf(lo) else float(lo), expr, None if np.isinf(hi) else float(hi)))
+    model.obj = pyo.Objective(expr=arr["constant"] + sum(float(c) * model.x[i] for i, c in enumerate(arr["cost"])),
+                              sense=pyo.maximize)
+    return model
+
+
 def _solve_pyomo(form):
-    model = form.to_pyomo()
+    model = _arrays_in_pyomo(form)
     pyo.SolverFactory("appsi_highs").solve(model)
     x = np.array([pyo.value(model.x[i]) for i in range(form.n_vars)])
     return pyo.value(model.obj), x

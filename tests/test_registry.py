@@ -97,14 +97,3 @@ def test_conformance_catches_a_false_optimality_claim():
     with pytest.raises(AssertionError, match="claims optimal|bound .* below the optimum"):
         assert_backend_conforms(Liar(), seeds=range(4))
     assert_backend_conforms(MiniBackend(), seeds=range(2))
-
-
-def test_gurobi_plugin_if_installed():
-    pytest.importorskip("gurobipy")
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "qpmopt-gurobi"))
-    from qpmopt_gurobi import GurobiBackend
-
-    assert_backend_conforms(GurobiBackend(), seeds=range(3), time_limit=10)

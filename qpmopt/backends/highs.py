@@ -15,7 +15,7 @@ from qpmopt.formulation import Formulation
 
 
 @contextlib.contextmanager
-def _quiet_stdout(active: bool) -> Iterator[None]:
+def quiet_stdout(active: bool) -> Iterator[None]:
     """Silence the C-level stdout (file descriptor 1) while active."""
     if not active:
         yield
@@ -44,7 +44,7 @@ class HighsBackend(MipBackend):
         import highspy
 
         arr = form.arrays()
-        with _quiet_stdout(not config.verbose):
+        with quiet_stdout(not config.verbose):
             h = highspy.Highs()  # prints a banner at construction, before options can be set
         h.setOptionValue("output_flag", bool(config.verbose))
         lp = highspy.HighsLp()

@@ -142,6 +142,8 @@ class PyomoBackend(MipBackend):
                 f"options: qpmopt does not know the time-limit option of solver {options.solver!r}; pass it as "
                 "time_limit_option (the solver's name for seconds), or solve without a time limit")
         open_solver(options.solver)
+        if family is not None and family.prefix in ("appsi_highs", "highs"):
+            _check_highs_options(options.solver_options)
         try:
             raw = super().solve(problem, config, options)
         finally:
@@ -218,6 +220,22 @@ class PyomoBackend(MipBackend):
             interrupted=config.stop_requested(),
             info={"status": str(condition), "solver": options.solver, "objective": value},
         )
+
+
+def _check_highs_options(solver_options: dict[str, Any]) -> None:
+    """Pyomo's HiGHS interfaces ignore an option HiGHS rejects; qpmopt refuses it instead."""
+    if not solver_options:
+        return
+    import highspy
+
+    from qpmopt.backends.highs import quiet_stdout
+
+    with quiet_stdout(True):
+        h = highspy.Highs()  # prints a banner at construction
+    h.setOptionValue("output_flag", False)
+    for key, value in solver_options.items():
+        if h.setOptionValue(key, value) != highspy.HighsStatus.kOk:
+            raise OptionsError(f"options: HiGHS rejected solver_options entry {key}={value!r}")
 
 
 def _warm_start_capable(solver: Any) -> bool:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from qpmopt import Formulation
-from qpmopt.backends import Capabilities, MipBackend, MipOptions, ModelResult, OptionsError, SolverConfig
+from qpmopt.backends import (
+    Capabilities,
+    MipBackend,
+    MipOptions,
+    ModelResult,
+    OptionsError,
+    ProblemTooLargeError,
+    SolverConfig,
+)
 
 __all__ = ["GurobiBackend"]
 
@@ -62,7 +70,14 @@ class GurobiBackend(MipBackend):
                 stopped["flag"] = True
                 model.terminate()
 
-        m.optimize(callback)
+        try:
+            m.optimize(callback)
+        except gp.GurobiError as exc:
+            if "size-limited" in str(exc):
+                raise ProblemTooLargeError(
+                    f"gurobi: the licence found is size-limited and this model has {form.n_vars} variables "
+                    f"({exc})") from None
+            raise
         status = m.Status
         sol = np.asarray(x.X) if m.SolCount > 0 else None
         try:
