@@ -2,15 +2,18 @@
 holds, at the ``medium``, ``cub`` and ``imagenet`` presets (lazy uniqueness, as ``auto``
 picks there).  Each preset is built in a fresh process, so that one's memory does not count
 towards the next; memory is the growth of the resident set across the build.  Writes
-``benchmarks/results/pyomo_build.json``.
+``benchmarks/results/pyomo_build.json`` and the README table between the
+``<!-- pyomo-build:start -->`` and ``<!-- pyomo-build:end -->`` markers.
 
     python benchmarks/pyomo_build.py [--presets medium cub imagenet] [--out PATH] [--force]
+    python benchmarks/pyomo_build.py --readme      (only the README table, from the file)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +52,30 @@ def build_one(preset: str, max_gb: float) -> dict:
             "constraints": sum(len(c) for c in m.component_objects(pyomo.environ.Constraint))}
 
 
+def write_readme(path: Path) -> None:
+    from qpmopt.bench import markdown_table
+
+    data = json.loads(path.read_text())
+    rows = []
+    for r in data["rows"]:
+        if "error" in r:
+            rows.append([r["preset"], "-", "-", "-", "-", str(r["error"])])
+            continue
+        rows.append([r["preset"], f"{r['n_classes']} x {r['n_candidates']}", f"{r['variables']:,}",
+                     f"{r['constraints']:,}", f"{r['seconds']:.1f} s", f"{r['memory_mb']:,.0f} MB"])
+    table = markdown_table(["preset", "classes x candidates", "variables", "constraints", "build", "memory"], rows)
+    commit = (data["commit"] or "unknown")[:10] + (" (dirty)" if data["dirty"] else "")
+    block = (f"<!-- pyomo-build:start -->\nBuilding the model (`uniqueness=\"lazy\"`), each preset in a fresh "
+             f"process:\n\n{table}\n\n`python benchmarks/pyomo_build.py` at commit {commit}, {data['created'][:10]}, "
+             f"on {data['machine'].get('cpu', '?')}, {data['machine'].get('cpu_count')} cores; "
+             "[benchmarks/results/pyomo_build.json](benchmarks/results/pyomo_build.json).\n<!-- pyomo-build:end -->")
+    readme = ROOT / "README.md"
+    text = re.sub(r"<!-- pyomo-build:start -->.*?<!-- pyomo-build:end -->", lambda _: block, readme.read_text(),
+                  flags=re.S)
+    readme.write_text(text)
+    print(block)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["medium", "cub", "imagenet"])
@@ -57,7 +84,11 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds each build may take")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pyomo_build.json")
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--readme", action="store_true", help="only rewrite the README table from --out")
     args = ap.parse_args()
+    if args.readme:
+        write_readme(args.out)
+        return 0
     if args.one:
         print(json.dumps(build_one(args.one, args.max_gb)))
         return 0
@@ -87,6 +118,7 @@ def main() -> int:
               f"{row['seconds']:.1f} s, {row['memory_mb']:.0f} MB", flush=True)
     write_json(args.out, {**provenance(), "rows": rows}, force=True)
     print(f"wrote {args.out}")
+    write_readme(args.out)
     return 0
 
 

@@ -20,7 +20,8 @@ from qpmopt.bench import BenchSpec, run_benchmark
 from qpmopt.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKENDS = ["localsearch", "anneal", "highs", "cpsat", "auto"]
+# scip is the plug-in of backends/qpmopt-scip (pip install ./backends/qpmopt-scip).
+BACKENDS = ["localsearch", "anneal", "highs", "cpsat", "scip", "auto"]
 PRESETS = ["tiny", "small", "medium", "cub", "imagenet"]
 
 
