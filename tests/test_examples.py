@@ -34,4 +34,7 @@ def test_quick_demo_writes_pictures_and_report(tmp_path):
     assert all(len(r) == 5 and r <= set(solution["features"]) for r in rows) and len(set(rows)) == 10
     assert len(solution["features"]) == 20
     # even after one epoch, both models are far above chance (10%) on the held-out digits
-    assert report["dense"]["accuracy"] > 0.5 and report["qpm"]["accuracy"] > 0.5
+    assert report["dense"]["accuracy"] > 0.5
+    # one fine-tuning epoch at lr 1e-2: without recomputing the batch-norm statistics
+    # afterwards, eval accuracy fell to 0.78 here (0.50 after 5 dense epochs)
+    assert report["qpm"]["accuracy"] > 0.9

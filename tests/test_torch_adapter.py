@@ -186,6 +186,28 @@ def test_fine_tune_changes_backbone_not_head():
     assert torch.equal(head.weight, w)
 
 
+def test_recalibrated_batch_norm_statistics_are_the_data_statistics():
+    torch.manual_seed(0)
+    model = DigitsNet(n_features=8, n_classes=4)
+    loader = tiny_data(n=96)
+    bn = model.features[0][1]  # the first block's BatchNorm2d
+    conv = model.features[0][0]
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)  # stale statistics
+        bn.running_var.fill_(9.0)
+    model.eval()
+    assert qt.recalibrate_batch_norm(model, loader)
+    assert not model.training and bn.momentum == 0.1  # mode and momentum as they were
+    # the statistics of the three equal batches, computed here from the conv outputs
+    with torch.no_grad():
+        per_batch = [conv(x) for x, _ in loader]
+    mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in per_batch]).mean(0)
+    var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in per_batch]).mean(0)
+    assert torch.allclose(bn.running_mean, mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, var, atol=1e-4)
+    assert not qt.recalibrate_batch_norm(nn.Sequential(nn.Linear(2, 2)), loader)
+
+
 def test_class_independence_known_values():
     labels = np.repeat(np.arange(4), 10)
     one_class = (labels == 2).astype(float)[:, None]  # fires for class 2 only

@@ -10,7 +10,7 @@
 """
 
 from qpmopt.torch.features import FeatureStats, collect_features, find_feature_modules
-from qpmopt.torch.finetune import fine_tune
+from qpmopt.torch.finetune import fine_tune, recalibrate_batch_norm
 from qpmopt.torch.head import QPMHead, install_head, uninstall_head
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 from qpmopt.torch.matrices import build_matrices
@@ -34,6 +34,7 @@ __all__ = [
     "FeatureDiversityLoss",
     "FeatureMapHook",
     "fine_tune",
+    "recalibrate_batch_norm",
     "interpretability_report",
     "class_independence",
     "contrastiveness",

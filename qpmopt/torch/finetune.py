@@ -11,7 +11,7 @@ from torch import nn
 from qpmopt.torch.features import find_qpm_head
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 
-__all__ = ["fine_tune"]
+__all__ = ["fine_tune", "recalibrate_batch_norm"]
 
 
 def fine_tune(
@@ -27,6 +27,7 @@ def fine_tune(
     diversity_weight: float = 0.2,
     device: torch.device | str | None = None,
     progress: bool = True,
+    recalibrate_bn: bool = True,
 ) -> list[float]:
     """Fine-tune ``model`` (typically with a QPM head installed) on ``loader``.
 
@@ -35,7 +36,23 @@ def fine_tune(
     by ``gamma`` every ``step_size`` epochs (default: half the epochs).  Works unchanged on a
     ``DistributedDataParallel``-wrapped model (gradients are averaged by DDP).
 
-    Returns the mean loss of every epoch.
+    Batch normalisation: training runs in train mode (batch statistics), while the running
+    statistics that eval mode uses trail the changing weights; after a few epochs at a high
+    learning rate they no longer describe the features, and eval accuracy can fall to chance
+    while the training loss is low.  With ``recalibrate_bn`` (default) one more pass over
+    ``loader`` without gradients recomputes them for the final weights.  The head's own
+    standardisation (``mean``, ``std``) stays as measured on the dense model, as QPM keeps it.
+
+    Args:
+        loader: yields ``(images, labels)``.
+        recalibrate_bn: recompute batch-norm running statistics after the last epoch.
+
+    Returns:
+        The mean loss of every epoch.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (the message gives the epoch
+            and batch; lower ``lr``).
     """
     from tqdm.auto import tqdm
 
@@ -49,6 +66,7 @@ def fine_tune(
     hook = FeatureMapHook(model) if div is not None else None
     ce = nn.CrossEntropyLoss()
     history: list[float] = []
+    was_training = model.training
     model.train()
     try:
         for epoch in range(epochs):
@@ -61,6 +79,10 @@ def fine_tune(
                 if div is not None and hook is not None and hook.maps is not None:
                     loss = loss + div(hook.maps, logits)
                 opt.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"fine_tune: the loss is {float(loss)} at epoch {epoch + 1}, batch {batches + 1} (lr={lr}); "
+                        "lower lr, or check the head's statistics (QPMHead.std)")
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
@@ -70,4 +92,33 @@ def fine_tune(
     finally:
         if hook is not None:
             hook.close()
+    if recalibrate_bn:
+        recalibrate_batch_norm(model, loader, device=device)
+    model.train(was_training)
     return history
+
+
+def recalibrate_batch_norm(model: nn.Module, loader: Iterable[Any], *, device: Any = None) -> bool:
+    """Recompute the running statistics of every batch-norm layer of ``model`` over
+    ``loader`` (``(images, labels)`` batches), as a cumulative average, without gradients.
+    The model's train/eval mode is left as it was; returns whether it had a batch-norm
+    layer."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return False
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    momenta = {}
+    for bn in norms:
+        bn.reset_running_stats()
+        momenta[bn] = bn.momentum
+        bn.momentum = None  # cumulative moving average: every batch weighs the same
+    model.train()
+    with torch.no_grad():
+        for images, *_ in loader:
+            model(images.to(device))
+    for bn, momentum in momenta.items():
+        bn.momentum = momentum
+    model.train(was_training)
+    return True
