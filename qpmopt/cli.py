@@ -261,13 +261,19 @@ def bench_compare(old_file: str, new_file: str) -> None:
 @click.option("--epochs", type=int, default=None, help="Dense training epochs (default: the demo's own).")
 @click.option("--quick", is_flag=True, help="Tiny settings (seconds), for smoke tests.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train: auto takes the GPU when one is present.")
 @_handle_errors
-def demo(output_dir: Path, epochs: int | None, quick: bool, seed: int) -> None:
+def demo(output_dir: Path, epochs: int | None, quick: bool, seed: int, device: str) -> None:
     """End to end on scikit-learn's digits: train, build A/R/B, solve, install the QPM head,
     fine-tune, and report accuracy and interpretability next to the dense model."""
-    from qpmopt.torch.demo import run_demo
+    from qpmopt.torch.demo import resolve_device, run_demo
 
-    run_demo(output_dir=output_dir, epochs=epochs, quick=quick, seed=seed, echo=click.echo)
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
+    run_demo(output_dir=output_dir, epochs=epochs, quick=quick, seed=seed, echo=click.echo, device=device)
 
 
 if __name__ == "__main__":  # pragma: no cover

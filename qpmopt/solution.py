@@ -121,6 +121,7 @@ class Solution:
 
         return {
             "features": self.features.tolist(),
+            "n_candidates": None if self.assignment is None else int(self.assignment.shape[1]),
             "class_features": self.class_features(),
             "objective": self.objective,
             "terms": self.terms,
@@ -138,6 +139,70 @@ class Solution:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], problem: Any = None) -> Solution:
+        """A solution from :meth:`to_dict`'s output, checked.
+
+        Without ``problem`` the structure is checked: feature ids in range, sorted and
+        distinct, every class using the same number of them, all selected.  With
+        ``problem`` (a :class:`qpmopt.Problem`) the solution is verified against it like a
+        backend's answer (every constraint and rule), and the recorded objective must match
+        the recomputed one.
+
+        Raises:
+            ValueError: a missing key or a broken structure (the message names it).
+            qpmopt.VerificationError: the solution does not solve ``problem`` as recorded.
+        """
+        from qpmopt.evaluate import VerificationError, verify
+
+        missing = [key for key in ("features", "n_candidates", "class_features", "status", "termination", "backend")
+                   if key not in data]
+        if missing:
+            raise ValueError(f"solution: missing key(s) {missing}")
+        features = np.asarray(data["features"], dtype=np.int64)
+        rows = data["class_features"]
+        n_f = data["n_candidates"]
+        assignment = None
+        if n_f is not None:
+            if not isinstance(n_f, int) or n_f < 1:
+                raise ValueError(f"solution: n_candidates must be a positive integer, got {n_f!r}")
+            if features.size and (features.min() < 0 or features.max() >= n_f):
+                raise ValueError(f"solution: features must lie in [0, {n_f})")
+            if np.any(np.diff(features) <= 0):
+                raise ValueError("solution: features must be sorted and distinct")
+            assignment = np.zeros((len(rows), n_f), dtype=bool)
+            for c, row in enumerate(rows):
+                idx = np.asarray(row, dtype=np.int64)
+                if not np.isin(idx, features).all():
+                    raise ValueError(f"solution: class {c} uses features that are not selected")
+                assignment[c, idx] = True
+                if assignment[c].sum() != len(row) or len(row) != len(rows[0]):
+                    raise ValueError(f"solution: class {c} uses {len(row)} features (repeats?), class 0 {len(rows[0])}")
+        objective = data.get("objective")
+        terms = data.get("terms")
+        if problem is not None:
+            if assignment is None:
+                raise ValueError("solution: holds no assignment to verify")
+            if assignment.shape != problem.A.shape:
+                raise VerificationError(f"solution: shape {assignment.shape}, the problem's A is {problem.A.shape}")
+            selection = np.zeros(n_f, dtype=bool)
+            selection[features] = True
+            checked = verify(problem, selection, assignment)
+            if objective is None or not np.isclose(checked.total, objective, rtol=1e-9, atol=1e-9):
+                raise VerificationError(f"solution: recorded objective {objective}, recomputed {checked.total}")
+            objective, terms = checked.total, checked.as_dict()
+        return cls(
+            features=features, assignment=assignment, objective=objective, terms=terms, bound=data.get("bound"),
+            gap=data.get("gap"), status=Status(data["status"]), termination=Termination(data["termination"]),
+            backend=str(data["backend"]), wall_time=float(data.get("wall_time") or 0.0), seed=data.get("seed"),
+            info=dict(data.get("info") or {}), constraints=data.get("constraints"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str, problem: Any = None) -> Solution:
+        """:meth:`from_dict` of a JSON string written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(text), problem)
 
     def __repr__(self) -> str:
         obj = "None" if self.objective is None else f"{self.objective:.6g}"

@@ -24,8 +24,19 @@ def test_version_and_solvers(runner):
     assert runner.invoke(main, ["--version"]).output.startswith("qpmopt, version")
     out = runner.invoke(main, ["solvers"])
     assert out.exit_code == 0
-    for name in ("bruteforce", "localsearch", "anneal", "highs", "cpsat", "auto"):
+    for name in ("bruteforce", "localsearch", "anneal", "highs", "cpsat", "pyomo", "auto"):
         assert name in out.output
+    out = runner.invoke(main, ["solvers", "--pyomo"])
+    assert out.exit_code == 0 and "appsi_highs" in out.output
+
+
+def test_demo_on_cuda_without_a_gpu_is_a_usage_error(runner, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = runner.invoke(main, ["demo", "--device", "cuda", "--output-dir", str(tmp_path / "d")])
+    assert res.exit_code == 2 and "torch sees no GPU" in res.output and "--device" in res.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_solve_writes_json_and_refuses_to_overwrite(runner, small_file, tmp_path):

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -267,3 +269,55 @@ def test_timm_style_model_is_found():
 
     name, clf, pool = qt.find_feature_modules(Timmish())
     assert name == "head" and isinstance(pool, nn.AdaptiveAvgPool2d)
+
+
+def test_save_and_load_into_a_fresh_model_gives_equal_logits(tmp_path):
+    model, stats, sol = _solution_and_stats()
+    qt.install_head(model, sol, stats)
+    qt.fine_tune(model, tiny_data(), epochs=1, lr=0.05, progress=False)  # weights differ from init now
+    qt.save_qpm_model(model, tmp_path / "qpm.pt")
+    torch.manual_seed(123)  # a fresh model with other random weights
+    fresh = DigitsNet(n_features=12, n_classes=4)
+    head, loaded_sol = qt.load_qpm_model(fresh, tmp_path / "qpm.pt")
+    x = torch.rand(5, 1, 16, 16)
+    model.eval()
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), fresh(x))
+    assert fresh.fc is head and head.explanation() == model.fc.explanation()
+    assert np.array_equal(loaded_sol.features, sol.features) and np.array_equal(loaded_sol.assignment, sol.assignment)
+    assert loaded_sol.objective == sol.objective and loaded_sol.status is sol.status
+    assert isinstance(qt.uninstall_head(fresh), nn.Linear)
+    # another architecture, and a file that is not a QPM model, are refused with a reason
+    with pytest.raises(ValueError, match="architecture differs|takes 8 features"):
+        qt.load_qpm_model(DigitsNet(n_features=8, n_classes=4), tmp_path / "qpm.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a qpmopt QPM model"):
+        qt.load_qpm_model(DigitsNet(n_features=12, n_classes=4), tmp_path / "other.pt")
+    with pytest.raises(RuntimeError, match="no QPM head installed"):
+        qt.save_qpm_model(DigitsNet(n_features=12, n_classes=4), tmp_path / "none.pt")
+
+
+def test_solution_json_round_trip_is_verified():
+    A, R, B = np.random.default_rng(0).uniform(size=(5, 8)), None, None
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=4, backend="bruteforce")
+    problem = qpmopt.Problem.from_arrays(A, k=2, n_features=4)
+    back = qpmopt.Solution.from_json(sol.to_json(), problem)
+    assert np.array_equal(back.assignment, sol.assignment) and back.objective == sol.objective
+    assert back.status is sol.status and back.bound == sol.bound
+    data = json.loads(sol.to_json())
+    data["objective"] += 0.5  # a tampered file
+    with pytest.raises(qpmopt.VerificationError, match="recorded objective"):
+        qpmopt.Solution.from_dict(data, problem)
+    data = json.loads(sol.to_json())
+    data["class_features"][1] = data["class_features"][0]  # breaks uniqueness
+    qpmopt.Solution.from_dict(data)  # the structure alone is fine
+    with pytest.raises(qpmopt.VerificationError, match="uniqueness"):
+        qpmopt.Solution.from_dict(data, problem)
+    data = json.loads(sol.to_json())
+    data["class_features"][0] = [f for f in range(8) if f not in sol.features][:2]
+    with pytest.raises(ValueError, match="class 0 uses features that are not selected"):
+        qpmopt.Solution.from_dict(data)
+    del data["n_candidates"]
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['n_candidates'\]"):
+        qpmopt.Solution.from_dict(data)

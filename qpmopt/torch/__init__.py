@@ -6,6 +6,8 @@
 - :func:`build_matrices` turns them into ``A, R, B`` exactly as QPM does;
 - :class:`QPMHead`, :func:`install_head`, :func:`uninstall_head` swap the last layer;
 - :class:`FeatureDiversityLoss`, :class:`FeatureMapHook`, :func:`fine_tune` for training;
+- :func:`save_qpm_model`, :func:`load_qpm_model` to keep a QPM model and restore it into a
+  freshly built one;
 - :func:`interpretability_report` and the metric functions of :mod:`qpmopt.torch.metrics`.
 """
 
@@ -22,6 +24,7 @@ from qpmopt.torch.metrics import (
     sid_at_k,
     structural_grounding,
 )
+from qpmopt.torch.saving import load_qpm_model, save_qpm_model
 
 __all__ = [
     "FeatureStats",
@@ -35,6 +38,8 @@ __all__ = [
     "FeatureMapHook",
     "fine_tune",
     "recalibrate_batch_norm",
+    "save_qpm_model",
+    "load_qpm_model",
     "interpretability_report",
     "class_independence",
     "contrastiveness",

@@ -10,7 +10,7 @@ from torch import nn
 
 from qpmopt.torch.features import FeatureStats, find_feature_modules, unwrap_parallel
 
-__all__ = ["QPMHead", "install_head", "uninstall_head"]
+__all__ = ["QPMHead", "install_head", "uninstall_head", "find_installed_head", "put_head"]
 
 _REPLACED = "_qpmopt_replaced"
 
@@ -111,9 +111,32 @@ def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device
     if solution.assignment.shape[1] != old.in_features:
         raise ValueError(f"solution: has {solution.assignment.shape[1]} features, the layer {name!r} takes {old.in_features}")
     head = QPMHead.from_solution(solution, stats).to(device or old.weight.device)
-    _set_submodule(target, name, head)
-    object.__setattr__(target, _REPLACED, (name, old))
+    head.solution = solution  # what save_qpm_model writes next to the weights
+    put_head(target, name, head)
     return head
+
+
+def put_head(model: nn.Module, name: str, head: QPMHead) -> None:
+    """Put ``head`` at submodule ``name`` of ``model`` (not wrapped in DDP), keeping the
+    layer it replaces aside for :func:`uninstall_head`; a head already there is replaced."""
+    current = model.get_submodule(name)
+    saved = getattr(model, _REPLACED, None)
+    _set_submodule(model, name, head)
+    if saved is None:
+        object.__setattr__(model, _REPLACED, (name, current))
+
+
+def find_installed_head(model: nn.Module) -> tuple[str, QPMHead]:
+    """``(name, head)`` of the QPM head installed in ``model``.
+
+    Raises:
+        RuntimeError: none is installed.
+    """
+    target = unwrap_parallel(model)
+    for name, module in target.named_modules():
+        if isinstance(module, QPMHead):
+            return name, module
+    raise RuntimeError("model: no QPM head installed (install_head first)")
 
 
 def uninstall_head(model: nn.Module) -> nn.Module:
