@@ -146,15 +146,21 @@ def test_head_forward_install_uninstall_and_state_dict():
     model, stats, sol = _solution_and_stats()
     old_fc = model.fc
     head = qt.install_head(model, sol, stats)
-    assert model.fc is head and not list(head.parameters())
+    # only the standardisation is trainable (as in QPM's reference); the assignment is not
+    assert model.fc is head and [n for n, _ in head.named_parameters()] == ["mean", "std"]
+    assert not head.weight.requires_grad and not head.feature_idx.requires_grad
+    assert not list(qt.QPMHead.from_solution(sol, stats, trainable_normalisation=False).parameters())
     assert all(p is not old_fc.weight for p in model.parameters())
     x = torch.rand(3, 1, 16, 16)
     with torch.no_grad():
         pooled = model.pool(model.features(x)).flatten(1)
-        expected = ((pooled[:, sol.features] - torch.tensor(stats.mean[sol.features], dtype=torch.float32))
-                    / torch.tensor(stats.std[sol.features], dtype=torch.float32)) @ torch.tensor(
+        mean, std = stats.mean[sol.features], stats.std[sol.features]
+        floored = np.maximum(std, 0.05 * np.sqrt(mean**2 + std**2))  # the documented floor
+        assert (floored > std).any()  # this random-init net has a feature that needs it
+        expected = ((pooled[:, sol.features] - torch.tensor(mean, dtype=torch.float32))
+                    / torch.tensor(floored, dtype=torch.float32)) @ torch.tensor(
             sol.assignment[:, sol.features], dtype=torch.float32).T
-        assert torch.allclose(model(x), expected, atol=1e-5)
+        assert torch.allclose(model(x), expected, rtol=1e-5, atol=1e-4)
     # explanation
     for c in range(4):
         assert head.class_features(c) == np.flatnonzero(sol.assignment[c]).tolist()

@@ -72,12 +72,18 @@ def plot_class_pair(
     model.eval()
     with FeatureTap(model) as tap, torch.no_grad():
         model(torch.stack([image_a, image_b]).to(device))
-        maps = tap.maps.cpu().numpy()
+        if tap.maps is None:
+            raise ValueError("model: no feature maps found to draw (see qpmopt.torch.features.MAP_LAYOUTS)")
+        maps = tap.maps.float().cpu().numpy()
     model.train(was)
     fig = _figure(figsize=(1.6 * (len(columns) + 1), 3.6))
     axes = fig.subplots(2, len(columns) + 1, squeeze=False)
     for row, (img, c) in enumerate(((image_a, a), (image_b, b))):
-        axes[row, 0].imshow(img.squeeze(0).cpu().numpy(), cmap="gray")
+        pixels = img.detach().float().cpu()
+        if pixels.ndim == 3 and pixels.shape[0] == 3:  # RGB: channels last, scaled to [0, 1]
+            pixels = pixels.permute(1, 2, 0)
+            pixels = (pixels - pixels.min()) / (pixels.max() - pixels.min()).clamp(min=1e-12)
+        axes[row, 0].imshow(pixels.squeeze().numpy(), cmap="gray")
         axes[row, 0].set_title(f"class {names[c]}", fontsize=8)
         for col, (kind, f) in enumerate(columns, start=1):
             axes[row, col].imshow(maps[row, f], cmap="magma")

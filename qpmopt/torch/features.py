@@ -7,7 +7,9 @@ head's standardisation), and per-feature locality statistics of the maps (for ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FeatureStats", "collect_features", "find_feature_modules", "find_qpm_head", "unwrap_parallel", "FeatureTap"]
+__all__ = ["FeatureStats", "collect_features", "find_feature_modules", "find_qpm_head", "unwrap_parallel", "FeatureTap",
+           "logits_of", "MAP_LAYOUTS"]
 
 
 @dataclass
@@ -88,33 +91,146 @@ def find_feature_modules(model: nn.Module) -> tuple[str, nn.Module, nn.Module | 
     return names[classifier], classifier, (pools[-1] if pools else None)
 
 
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits of a model's output: the tensor itself, or the ``.logits`` of a Hugging
+    Face output object."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise TypeError(f"model: returned a {type(output).__name__}, neither a tensor nor an object with .logits")
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    """The first tensor of a module's output (tensors, tuples, Hugging Face outputs)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+#: The spatial layouts :class:`FeatureTap` recognises, for its error messages.
+MAP_LAYOUTS = ("(N, C, H, W) maps with H*W > 1", "(N, H, W, C) maps (Swin)",
+               "(N, T, C) tokens whose last T - p form a square grid, p <= 8 class/register tokens (ViT, DINOv2)")
+
+
 class FeatureTap:
-    """Forward hooks that record the pooled features (classifier input) and the maps
-    (pooling input) of each forward pass.  Use as a context manager."""
+    """Hooks that record, on every forward pass, the pooled features (the input of the
+    classifier) and the feature maps ``(N, C, H, W)`` they come from.  Use as a context
+    manager.
+
+    The classifier is found by :func:`find_feature_modules`.  The maps are found on the
+    first forward pass: of the modules that ran before the classifier, the last one whose
+    output is one of :data:`MAP_LAYOUTS` with ``C`` channels, ``C`` being the classifier's
+    input width.  Transformer tokens are reshaped to their grid (class and register tokens
+    dropped).  When the classifier reads twice the token width (Hugging Face DINOv2: class
+    token and mean patch token side by side), feature ``j`` gets the map of token channel
+    ``j mod C/2``.  ``map_source`` says what was found (``None``: no maps; then ``maps`` stays
+    ``None`` and ``B`` cannot be built).
+    """
 
     def __init__(self, model: nn.Module, *, keep_maps: bool = True) -> None:
-        _, self.classifier, self.pool = find_feature_modules(model)
+        self.model = unwrap_parallel(model)
+        self.classifier_name, self.classifier, _ = find_feature_modules(self.model)
         self.keep_maps = keep_maps
         self.pooled: torch.Tensor | None = None
         self.maps: torch.Tensor | None = None
+        self.map_source: str | None = None
+        self.probed = False
         self._handles: list[Any] = []
+        self._probes: list[Any] = []
+        self._seen: list[tuple[str, torch.Tensor]] = []
+        self._layout: tuple[Any, ...] | None = None
 
     def __enter__(self) -> FeatureTap:
-        def grab_pooled(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            self.pooled = inputs[0].flatten(1)
-
-        self._handles.append(self.classifier.register_forward_pre_hook(grab_pooled))
-        if self.keep_maps and self.pool is not None:
-            def grab_maps(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-                self.maps = inputs[0]
-
-            self._handles.append(self.pool.register_forward_pre_hook(grab_maps))
+        self._handles.append(self.classifier.register_forward_pre_hook(self._grab_pooled))
+        if self.keep_maps:
+            inside = {id(m) for m in self.classifier.modules()}
+            for name, module in self.model.named_modules():
+                if name and id(module) not in inside:
+                    self._probes.append(module.register_forward_hook(self._recorder(name)))
+            self._probes.append(self.model.register_forward_hook(self._finish_probe))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
+        for h in self._handles + self._probes:
             h.remove()
         self._handles.clear()
+        self._probes.clear()
+        self._seen.clear()
+
+    def _grab_pooled(self, _m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        self.pooled = inputs[0].flatten(1)
+
+    def _recorder(self, name: str) -> Any:
+        def record(_m: nn.Module, _inputs: Any, output: Any) -> None:
+            if self.pooled is None:  # only modules that ran before the classifier
+                t = _first_tensor(output)
+                if t is not None and t.ndim in (3, 4):
+                    self._seen.append((name, t))
+
+        return record
+
+    def _finish_probe(self, *_: Any) -> None:
+        for h in self._probes:
+            h.remove()
+        self._probes.clear()
+        self.probed = True
+        seen, self._seen = self._seen, []
+        if self.pooled is None:
+            return
+        width = self.pooled.shape[1]
+        for name, t in reversed(seen):
+            layout = _map_layout(t, width)
+            if layout is not None:
+                self._layout = layout
+                self.map_source = f"{name} {layout[0]}"
+                self.maps = _to_maps(t, layout)
+                module = self.model.get_submodule(name)
+                self._handles.append(module.register_forward_hook(self._grab_maps))
+                return
+
+    def _grab_maps(self, _m: nn.Module, _inputs: Any, output: Any) -> None:
+        t = _first_tensor(output)
+        if t is not None and self._layout is not None:
+            self.maps = _to_maps(t, self._layout)
+
+    def begin(self) -> None:
+        """Forget the previous batch (call before each forward pass)."""
+        self.pooled = None
+        if self.probed:
+            return
+        self.maps = None
+
+
+def _map_layout(t: torch.Tensor, width: int) -> tuple[Any, ...] | None:
+    if t.ndim == 4 and t.shape[1] == width and t.shape[2] * t.shape[3] > 1:
+        return ("NCHW",)
+    if t.ndim == 4 and t.shape[3] == width and t.shape[1] * t.shape[2] > 1:
+        return ("NHWC",)
+    if t.ndim == 3 and width % t.shape[2] == 0 and width // t.shape[2] in (1, 2):
+        n_tokens = t.shape[1]
+        for prefix in range(0, 9):
+            side = math.isqrt(max(0, n_tokens - prefix))
+            if side > 1 and side * side == n_tokens - prefix:
+                return ("tokens", prefix, side, width // t.shape[2])
+    return None
+
+
+def _to_maps(t: torch.Tensor, layout: tuple[Any, ...]) -> torch.Tensor:
+    if layout[0] == "NCHW":
+        return t
+    if layout[0] == "NHWC":
+        return t.permute(0, 3, 1, 2)
+    _, prefix, side, repeat = layout
+    grid = t[:, prefix:, :].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
+    return grid.repeat(1, repeat, 1, 1) if repeat > 1 else grid
 
 
 def _locality_stats(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,8 +290,12 @@ def collect_features(
                 if feature_fn is not None:
                     pooled, maps = feature_fn(model, images)
                 else:
+                    tap.begin()
                     model(images)
                     pooled, maps = tap.pooled, tap.maps
+                    if pooled is None:
+                        raise ValueError(f"model: the classifier {tap.classifier_name!r} did not run in forward; "
+                                         "pass feature_fn")
                 pooled = pooled.double()
                 if labels.min() < 0 or labels.max() >= num_classes:
                     raise ValueError(f"loader: labels must lie in [0, {num_classes}), got {int(labels.min())}..{int(labels.max())}")
@@ -192,7 +312,11 @@ def collect_features(
                 sumsq += (pooled**2).sum(dim=0)
                 if maps is not None and loc is not None:
                     peak, on_border = _locality_stats(maps)
-                    share = pooled / pooled.sum(dim=1, keepdim=True)
+                    # Each sample weighs a feature by its share of the pooled activation (QPM's
+                    # weighting for ReLU features); magnitudes, so that the signed features of
+                    # transformers weigh the same way.
+                    magnitude = pooled.abs()
+                    share = magnitude / magnitude.sum(dim=1, keepdim=True).clamp(min=1e-12)
                     loc += (peak.double() * share).sum(dim=0)
                     border += (on_border.double() * share).sum(dim=0)
     finally:
@@ -201,6 +325,10 @@ def collect_features(
         model.train(was_training)
     if sums is None:
         raise ValueError("loader: yielded no batches")
+    if tap is not None and tap.map_source is None:
+        warnings.warn(f"collect_features: no feature maps found before the classifier {tap.classifier_name!r} "
+                      f"(looked for {'; '.join(MAP_LAYOUTS)}); locality and border are None, so B will be zero. "
+                      "Pass feature_fn to give the maps.", stacklevel=2)
     n = counts.sum()
     return FeatureStats(
         class_sums=sums.cpu().numpy(),

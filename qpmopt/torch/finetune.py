@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qpmopt.torch.features import find_qpm_head
+from qpmopt.torch.features import find_qpm_head, logits_of
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 
 __all__ = ["fine_tune", "recalibrate_batch_norm"]
@@ -28,6 +28,7 @@ def fine_tune(
     device: torch.device | str | None = None,
     progress: bool = True,
     recalibrate_bn: bool = True,
+    max_grad_norm: float | None = 1.0,
 ) -> list[float]:
     """Fine-tune ``model`` (typically with a QPM head installed) on ``loader``.
 
@@ -74,16 +75,20 @@ def fine_tune(
             bar = tqdm(loader, desc=f"fine-tune {epoch + 1}/{epochs}", disable=not progress, leave=False)
             for images, labels in bar:
                 images, labels = images.to(device), labels.to(device)
-                logits = model(images)
+                if hook is not None:
+                    hook.begin()
+                logits = logits_of(model(images))
                 loss = ce(logits, labels)
-                if div is not None and hook is not None and hook.maps is not None:
-                    loss = loss + div(hook.maps, logits)
+                if div is not None and hook is not None:
+                    loss = loss + div(hook.require_maps(), logits)
                 opt.zero_grad(set_to_none=True)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"fine_tune: the loss is {float(loss)} at epoch {epoch + 1}, batch {batches + 1} (lr={lr}); "
+                        f"fine_tune: the loss is {float(loss.detach())} at epoch {epoch + 1}, batch {batches + 1} (lr={lr}); "
                         "lower lr, or check the head's statistics (QPMHead.std)")
                 loss.backward()
+                if max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
                 opt.step()
                 total += float(loss.detach())
                 batches += 1

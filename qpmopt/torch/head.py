@@ -14,20 +14,32 @@ __all__ = ["QPMHead", "install_head", "uninstall_head", "find_installed_head", "
 
 _REPLACED = "_qpmopt_replaced"
 
+#: The head divides by ``max(std, MIN_RELATIVE_STD * sqrt(mean**2 + std**2))``: a feature
+#: that barely varies relative to its size (a transformer's class token after its final
+#: LayerNorm, a random-init network's features) would otherwise be scaled up a thousandfold,
+#: and the first fine-tuning steps, which move it by more than its spread, blow the logits up.
+MIN_RELATIVE_STD = 0.05
+
 
 class QPMHead(nn.Module):
     """``logits = standardise(x[:, features]) @ W.T`` with ``W`` binary and frozen.
 
-    Buffers (no trainable parameters): ``feature_idx (n_sel,)``, ``mean (n_sel,)``,
-    ``std (n_sel,)`` (training-set statistics of the selected features), and
-    ``weight (n_c, n_sel)`` (0/1: which selected features each class uses).
+    Buffers: ``feature_idx (n_sel,)`` and ``weight (n_c, n_sel)`` (0/1: which selected
+    features each class uses), never trained.  ``mean (n_sel,)`` and ``std (n_sel,)`` start
+    as the training-set statistics of the selected features and are parameters that
+    fine-tuning adjusts, as in QPM's reference implementation (``trainable_normalisation``;
+    ``False`` makes them fixed buffers).  Adjusting them lets fine-tuning set each
+    feature's scale and offset without distorting the backbone; the explanation (which
+    class uses which feature) never changes.  The forward clamps ``std`` at a tenth of its
+    initial value (buffer ``std_floor``), so that a step cannot take it through zero.
 
     Input: pooled features ``(N, n_f)``; output: logits ``(N, n_c)``.
     """
 
     is_qpm_head = True  # lets feature discovery treat the head as the classifier
 
-    def __init__(self, feature_idx: Any, weight: Any, mean: Any, std: Any) -> None:
+    def __init__(self, feature_idx: Any, weight: Any, mean: Any, std: Any, *,
+                 trainable_normalisation: bool = True) -> None:
         super().__init__()
         idx = torch.as_tensor(np.asarray(feature_idx), dtype=torch.long)
         w = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
@@ -35,20 +47,32 @@ class QPMHead(nn.Module):
             raise ValueError(f"weight: expected shape (n_classes, {idx.numel()}), got {tuple(w.shape)}")
         self.register_buffer("feature_idx", idx)
         self.register_buffer("weight", w)
-        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1))
-        self.register_buffer("std", torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1))
+        mean_t = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1).clone()
+        std_t = torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1).clone()
+        self.register_buffer("std_floor", 0.1 * std_t.clamp(min=1e-12))
+        if trainable_normalisation:
+            self.mean = nn.Parameter(mean_t)
+            self.std = nn.Parameter(std_t)
+        else:
+            self.register_buffer("mean", mean_t)
+            self.register_buffer("std", std_t)
 
     @classmethod
-    def from_solution(cls, solution: Any, stats: FeatureStats) -> QPMHead:
-        """Head from a :class:`qpmopt.Solution` and the statistics the matrices came from."""
+    def from_solution(cls, solution: Any, stats: FeatureStats, *, trainable_normalisation: bool = True) -> QPMHead:
+        """Head from a :class:`qpmopt.Solution` and the statistics the matrices came from
+        (the standard deviations floored, see :data:`MIN_RELATIVE_STD`)."""
         idx = np.asarray(solution.features)
-        return cls(idx, solution.assignment[:, idx], stats.mean[idx], stats.std[idx])
+        mean, std = stats.mean[idx], stats.std[idx]
+        std = np.maximum(std, MIN_RELATIVE_STD * np.sqrt(mean**2 + std**2))
+        return cls(idx, solution.assignment[:, idx], mean, std, trainable_normalisation=trainable_normalisation)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> QPMHead:
         """Rebuild a head from :meth:`state_dict` alone (shapes come from the tensors)."""
         head = cls(state["feature_idx"].cpu().numpy(), state["weight"].cpu().numpy(),
                    state["mean"].cpu().numpy(), state["std"].cpu().numpy())
+        if "std_floor" in state:
+            head.std_floor.copy_(state["std_floor"])
         return head.to(state["weight"].device)
 
     @property
@@ -66,7 +90,7 @@ class QPMHead(nn.Module):
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, n_f)`` pooled features -> ``(N, n_sel)`` standardised selected features."""
-        return (x[:, self.feature_idx] - self.mean) / self.std
+        return (x[:, self.feature_idx] - self.mean) / torch.maximum(self.std, self.std_floor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.standardise(x) @ self.weight.t()
@@ -95,7 +119,8 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device: Any = None) -> QPMHead:
+def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device: Any = None,
+                 trainable_normalisation: bool = True) -> QPMHead:
     """Replace the model's last linear layer with a :class:`QPMHead`, in place.
 
     The head goes to the device of the layer it replaces (or ``device``).  The old layer
@@ -110,7 +135,8 @@ def install_head(model: nn.Module, solution: Any, stats: FeatureStats, *, device
         raise ValueError(f"solution: holds no assignment (status {solution.status})")
     if solution.assignment.shape[1] != old.in_features:
         raise ValueError(f"solution: has {solution.assignment.shape[1]} features, the layer {name!r} takes {old.in_features}")
-    head = QPMHead.from_solution(solution, stats).to(device or old.weight.device)
+    head = QPMHead.from_solution(solution, stats, trainable_normalisation=trainable_normalisation)
+    head = head.to(device or old.weight.device)
     head.solution = solution  # what save_qpm_model writes next to the weights
     put_head(target, name, head)
     return head

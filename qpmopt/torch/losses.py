@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qpmopt.torch.features import find_feature_modules, unwrap_parallel
+from qpmopt.torch.features import MAP_LAYOUTS, FeatureTap
 
 __all__ = ["FeatureMapHook", "FeatureDiversityLoss", "map_diversity"]
 
@@ -27,22 +27,38 @@ def map_diversity(maps: torch.Tensor, scales: torch.Tensor | None = None) -> tor
 
 
 class FeatureMapHook:
-    """Records the feature maps (input of the model's last pooling layer) on every forward,
-    keeping the graph so a loss can use them.  Use as a context manager or call
+    """Records the feature maps ``(N, n_f, H, W)`` of every forward pass, keeping the graph
+    so that a loss can use them (found as :class:`~qpmopt.torch.features.FeatureTap` finds
+    them: CNN maps, or transformer tokens on their grid).  Use as a context manager or call
     :meth:`close`."""
 
     def __init__(self, model: nn.Module) -> None:
-        _, _, pool = find_feature_modules(unwrap_parallel(model))
-        if pool is None:
-            raise ValueError("model: no pooling layer found, so no feature maps to hook")
-        self.maps: torch.Tensor | None = None
-        self._handle = pool.register_forward_pre_hook(self._grab)
+        self._tap = FeatureTap(model, keep_maps=True).__enter__()
 
-    def _grab(self, _m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        self.maps = inputs[0]
+    @property
+    def maps(self) -> torch.Tensor | None:
+        return self._tap.maps
+
+    @property
+    def map_source(self) -> str | None:
+        """Where the maps come from (module name and layout), once a forward pass ran."""
+        return self._tap.map_source
+
+    def require_maps(self) -> torch.Tensor:
+        """The maps of the last forward pass; raises ``ValueError`` naming what was looked
+        for when the model has none."""
+        if self._tap.maps is None:
+            raise ValueError(
+                f"model: no feature maps found before the classifier {self._tap.classifier_name!r} (looked for "
+                f"{'; '.join(MAP_LAYOUTS)} with as many channels as the classifier's input); pass "
+                "diversity_weight=0 or give the model such a layer")
+        return self._tap.maps
+
+    def begin(self) -> None:
+        self._tap.begin()
 
     def close(self) -> None:
-        self._handle.remove()
+        self._tap.__exit__(None, None, None)
 
     def __enter__(self) -> FeatureMapHook:
         return self

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qpmopt.torch.features import FeatureTap, find_qpm_head
+from qpmopt.torch.features import FeatureTap, find_qpm_head, logits_of
 from qpmopt.torch.losses import map_diversity
 
 __all__ = [
@@ -145,7 +145,8 @@ def interpretability_report(
         head = find_qpm_head(model)
         for images, y in loader:
             images, y = images.to(device), y.to(device)
-            logits = model(images)
+            tap.begin()
+            logits = logits_of(model(images))
             pred = logits.argmax(dim=1)
             correct += int((pred == y).sum())
             total += int(y.numel())
