@@ -47,5 +47,6 @@ with qt.FeatureMapHook(qpm) as maps:
             loss.backward()
             opt.step()
 
+qt.recalibrate_batch_norm(qpm, train)  # eval-mode BatchNorm statistics for the new weights
 report = qt.interpretability_report(qpm, test)
 print(f"QPM accuracy {100 * report['accuracy']:.1f}%  class 3 uses features {head.class_features(3)}")

@@ -59,3 +59,57 @@ def test_two_ranks_end_identical(tmp_path):
         assert torch.equal(a[key], b[key]), key
     # and training did change the backbone
     assert not torch.equal(a["features.0.0.weight"], init["features.0.0.weight"])
+
+
+def _shard_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import qpmopt
+    from qpmopt import torch as qt
+    from qpmopt.torch.demo import DigitsNet
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = DigitsNet(n_features=12, n_classes=4)
+    x, y = _data()
+    half = slice(rank * 40, (rank + 1) * 40)  # each rank holds its own half of the data
+    stats = qt.collect_features(model, DataLoader(TensorDataset(x[half], y[half]), batch_size=16), progress=False)
+    sol = None
+    if rank == 0:
+        A, R, B = qt.build_matrices(stats, k=2, n_features=6)
+        sol = qpmopt.solve_assignment(A, R, B, 2, n_features=6, backend="localsearch")
+    sol = qt.broadcast_solution(sol)
+    qt.install_head(model, sol, stats)
+    report = qt.interpretability_report(model, DataLoader(TensorDataset(x[half], y[half]), batch_size=16))
+    torch.save({"stats": stats, "report": report, "features": sol.features}, os.path.join(out_dir, f"shard{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def _data():
+    g = torch.Generator().manual_seed(2)
+    return torch.rand(80, 1, 16, 16, generator=g), torch.arange(80) % 4
+
+
+@pytest.mark.slow
+def test_sharded_statistics_and_report_equal_one_process_over_all(tmp_path):
+    import numpy as np
+
+    import qpmopt
+    from qpmopt import torch as qt
+    from qpmopt.torch.demo import DigitsNet
+
+    mp.spawn(_shard_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = DigitsNet(n_features=12, n_classes=4)
+    x, y = _data()
+    whole = qt.collect_features(model, DataLoader(TensorDataset(x, y), batch_size=16), progress=False)
+    A, R, B = qt.build_matrices(whole, k=2, n_features=6)
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=6, backend="localsearch")
+    qt.install_head(model, sol, whole)
+    report = qt.interpretability_report(model, DataLoader(TensorDataset(x, y), batch_size=16))
+    for rank in range(2):
+        got = torch.load(tmp_path / f"shard{rank}.pt", weights_only=False)
+        for field in ("class_sums", "class_counts", "total_sumsq", "locality", "border"):
+            assert np.allclose(getattr(got["stats"], field), getattr(whole, field), rtol=1e-10, atol=1e-12), field
+        assert np.array_equal(got["features"], sol.features)
+        for key, value in report.items():
+            assert got["report"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

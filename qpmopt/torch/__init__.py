@@ -8,9 +8,12 @@
 - :class:`FeatureDiversityLoss`, :class:`FeatureMapHook`, :func:`fine_tune` for training;
 - :func:`save_qpm_model`, :func:`load_qpm_model` to keep a QPM model and restore it into a
   freshly built one;
-- :func:`interpretability_report` and the metric functions of :mod:`qpmopt.torch.metrics`.
+- :func:`interpretability_report` and the metric functions of :mod:`qpmopt.torch.metrics`;
+- under ``torch.distributed``: statistics and reports combine the ranks' shards, and
+  :func:`broadcast_solution` hands one rank's solve to the others.
 """
 
+from qpmopt.torch.distributed import broadcast_solution
 from qpmopt.torch.features import FeatureStats, collect_features, find_feature_modules
 from qpmopt.torch.finetune import fine_tune, recalibrate_batch_norm
 from qpmopt.torch.head import QPMHead, install_head, uninstall_head
@@ -40,6 +43,7 @@ __all__ = [
     "recalibrate_batch_norm",
     "save_qpm_model",
     "load_qpm_model",
+    "broadcast_solution",
     "interpretability_report",
     "class_independence",
     "contrastiveness",

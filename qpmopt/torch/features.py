@@ -254,6 +254,7 @@ def collect_features(
     device: torch.device | str | None = None,
     progress: bool = True,
     max_batches: int | None = None,
+    all_reduce: bool | None = None,
 ) -> FeatureStats:
     """One pass over ``loader`` under ``torch.no_grad()``, accumulating :class:`FeatureStats`.
 
@@ -265,6 +266,10 @@ def collect_features(
             for models whose features the hooks cannot find.
         device: defaults to the model's device.
         progress: show a tqdm progress bar.
+        all_reduce: under ``torch.distributed`` (the default when a process group is
+            initialised), sum the statistics over all ranks, so that every rank, given its
+            shard of the data, gets what one process would get over all of it.  Every rank
+            must call this, each with at least one batch.
     """
     from tqdm.auto import tqdm
 
@@ -325,6 +330,11 @@ def collect_features(
         model.train(was_training)
     if sums is None:
         raise ValueError("loader: yielded no batches")
+    if all_reduce is None:
+        all_reduce = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if all_reduce:
+        for t in (sums, counts, sumsq) + ((loc, border) if loc is not None else ()):
+            torch.distributed.all_reduce(t)
     if tap is not None and tap.map_source is None:
         warnings.warn(f"collect_features: no feature maps found before the classifier {tap.classifier_name!r} "
                       f"(looked for {'; '.join(MAP_LAYOUTS)}); locality and border are None, so B will be zero. "

@@ -127,12 +127,15 @@ def interpretability_report(
     k: int = 5,
     class_similarity: Any = None,
     device: Any = None,
+    all_reduce: bool | None = None,
 ) -> dict[str, float]:
     """Accuracy and the metrics above for ``model`` on ``loader``.
 
     With a :class:`QPMHead` installed the metrics cover the selected features and SID@k
     the maps of the predicted class's ``k`` features; for a dense model they cover every
     feature, and SID@k the ``k`` features of largest weight for the predicted class.
+    Under ``torch.distributed`` (``all_reduce``, default: when a process group is
+    initialised) each rank passes its shard and every rank gets the report over all of them.
     """
     if device is None:
         device = next(model.parameters()).device
@@ -168,6 +171,16 @@ def interpretability_report(
     model.train(was_training)
     act = torch.cat(pooled).numpy()
     lab = torch.cat(labels).numpy()
+    sid_all = torch.cat(sids).numpy() if sids else np.zeros(0)
+    if all_reduce is None:
+        all_reduce = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if all_reduce:  # every rank scores all ranks' samples, as one process would
+        gathered: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, (act, lab, sid_all, correct, total))
+        act = np.concatenate([g[0] for g in gathered])
+        lab = np.concatenate([g[1] for g in gathered])
+        sid_all = np.concatenate([g[2] for g in gathered])
+        correct, total = sum(g[3] for g in gathered), sum(g[4] for g in gathered)
     n_classes = int(lab.max()) + 1
     if head is not None:
         n_classes = head.n_classes
@@ -178,7 +191,7 @@ def interpretability_report(
         "class_independence": class_independence(act, lab, n_classes),
         "contrastiveness": contrastiveness(act),
         "correlation": feature_correlation(act),
-        "sid_at_k": float(torch.cat(sids).mean()) if sids else float("nan"),
+        "sid_at_k": float(sid_all.mean()) if sid_all.size else float("nan"),
     }
     if class_similarity is not None:
         weight = head.weight if head is not None else clf.weight
