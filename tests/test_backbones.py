@@ -131,3 +131,63 @@ def test_a_model_without_maps_is_named_in_the_error():
     with pytest.raises(ValueError, match=r"no feature maps found.*diversity_weight=0"):
         qt.fine_tune(model, loader, epochs=1, progress=False)
     assert all(np.isfinite(qt.fine_tune(model, loader, epochs=1, diversity_weight=0, progress=False)))
+
+
+def _tv(name, **kw):
+    tv = pytest.importorskip("torchvision")
+    return getattr(tv.models, name)(num_classes=N_CLASSES, **kw)
+
+
+def _hf(model_class, config_class, **kw):
+    transformers = pytest.importorskip("transformers")
+    config = getattr(transformers, config_class)(num_labels=N_CLASSES, **kw)
+    return getattr(transformers, model_class)(config)
+
+
+def _vgg_on_conv_features():
+    """VGG's last linear layer reads a 4096-wide MLP, not maps (MobileNetV3 ends the same
+    way): QPM selects among the 512 conv features instead, after the recipe in
+    docs/torch.md (global pooling, one linear layer, trained before the solve)."""
+    model = _tv("vgg11")
+    model.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+    model.classifier = torch.nn.Linear(512, N_CLASSES)
+    return model
+
+
+FAMILIES = {
+    "tv-resnext50": (lambda: _tv("resnext50_32x4d"), "NCHW"),
+    "tv-wide_resnet50": (lambda: _tv("wide_resnet50_2"), "NCHW"),
+    "tv-densenet121": (lambda: _tv("densenet121"), "NCHW"),
+    "tv-efficientnet_b0": (lambda: _tv("efficientnet_b0"), "NCHW"),
+    "tv-convnext_tiny": (lambda: _tv("convnext_tiny"), "NCHW"),
+    "tv-regnet_y_400mf": (lambda: _tv("regnet_y_400mf"), "NCHW"),
+    "tv-mobilenet_v2": (lambda: _tv("mobilenet_v2"), "NCHW"),
+    "tv-vgg11-conv": (_vgg_on_conv_features, "NCHW"),
+    "tv-swin_t": (lambda: _tv("swin_t"), "NCHW"),
+    "hf-resnet": (lambda: _hf("ResNetForImageClassification", "ResNetConfig", embedding_size=16,
+                              hidden_sizes=[16, 32], depths=[1, 1]), "NCHW"),
+    "hf-convnext": (lambda: _hf("ConvNextForImageClassification", "ConvNextConfig", hidden_sizes=[16, 32],
+                                depths=[1, 1], num_stages=2), "NCHW"),
+    "hf-vit": (lambda: _hf("ViTForImageClassification", "ViTConfig", hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=64, image_size=64, patch_size=8), "tokens"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_feature_maps_are_found_in_each_family(name):
+    build, layout = FAMILIES[name]
+    torch.manual_seed(0)
+    model = build().eval()
+    x, y = square_data(8, seed=3)
+    with qt.features.FeatureTap(model) as tap, torch.no_grad():
+        logits = logits_of(model(x))
+    assert logits.shape == (8, N_CLASSES)
+    assert tap.map_source is not None and layout in tap.map_source, (name, tap.map_source)
+    n_f = tap.pooled.shape[1]
+    assert tap.maps.shape[:2] == (8, n_f) and tap.maps.shape[2] * tap.maps.shape[3] > 1
+    # the maps are what the pooled features come from: for plain global average pooling
+    # (ResNet-style heads) the pooled vector is their spatial mean
+    if name in ("tv-resnext50", "tv-wide_resnet50", "tv-regnet_y_400mf", "tv-vgg11-conv", "hf-resnet"):
+        assert torch.allclose(tap.maps.mean(dim=(2, 3)), tap.pooled, atol=1e-5)
+    stats = qt.collect_features(model, DataLoader(TensorDataset(x, y), batch_size=4), progress=False)
+    assert stats.locality is not None and stats.locality.shape == (n_f,)
