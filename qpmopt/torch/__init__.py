@@ -15,7 +15,7 @@
 
 from qpmopt.torch.distributed import broadcast_solution
 from qpmopt.torch.features import FeatureStats, collect_features, find_feature_modules
-from qpmopt.torch.finetune import fine_tune, recalibrate_batch_norm
+from qpmopt.torch.finetune import fine_tune, recalibrate_batch_norm, restandardise_head
 from qpmopt.torch.head import QPMHead, install_head, uninstall_head
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 from qpmopt.torch.matrices import build_matrices
@@ -41,6 +41,7 @@ __all__ = [
     "FeatureMapHook",
     "fine_tune",
     "recalibrate_batch_norm",
+    "restandardise_head",
     "save_qpm_model",
     "load_qpm_model",
     "broadcast_solution",

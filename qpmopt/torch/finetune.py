@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from qpmopt.torch.features import find_qpm_head, logits_of
+from qpmopt.torch.features import FeatureTap, find_qpm_head, logits_of
+from qpmopt.torch.head import MIN_RELATIVE_STD
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 
-__all__ = ["fine_tune", "recalibrate_batch_norm"]
+__all__ = ["fine_tune", "recalibrate_batch_norm", "restandardise_head"]
 
 
 def fine_tune(
@@ -29,6 +30,7 @@ def fine_tune(
     progress: bool = True,
     recalibrate_bn: bool = True,
     max_grad_norm: float | None = 1.0,
+    restandardise: bool = True,
 ) -> list[float]:
     """Fine-tune ``model`` (typically with a QPM head installed) on ``loader``.
 
@@ -44,9 +46,19 @@ def fine_tune(
     ``loader`` without gradients recomputes them for the final weights.  The head's own
     standardisation (``mean``, ``std``) stays as measured on the dense model, as QPM keeps it.
 
+    Before the first step (``restandardise``), one pass without gradients in train mode
+    sets the head's ``mean`` and ``std`` to the selected features' statistics as training
+    sees them (:func:`restandardise_head`).  The head's statistics come from
+    :func:`collect_features`, in eval mode, where batch norm uses its running statistics;
+    for a network whose running statistics do not describe the data (too little training,
+    random weights) the features training sees differ from those by orders of magnitude,
+    and the first losses explode.  For a well-trained network the two nearly agree.
+
     Args:
         loader: yields ``(images, labels)``.
         recalibrate_bn: recompute batch-norm running statistics after the last epoch.
+        max_grad_norm: clip the gradients' global norm to this (``None``: no clipping).
+        restandardise: re-measure the head's mean and std in train mode first.
 
     Returns:
         The mean loss of every epoch.
@@ -68,6 +80,8 @@ def fine_tune(
     ce = nn.CrossEntropyLoss()
     history: list[float] = []
     was_training = model.training
+    if restandardise and head is not None:
+        restandardise_head(model, loader, device=device)
     model.train()
     try:
         for epoch in range(epochs):
@@ -101,6 +115,56 @@ def fine_tune(
         recalibrate_batch_norm(model, loader, device=device)
     model.train(was_training)
     return history
+
+
+def restandardise_head(model: nn.Module, loader: Iterable[Any], *, device: Any = None) -> bool:
+    """Set the installed :class:`~qpmopt.torch.QPMHead`'s ``mean`` and ``std`` (and its
+    floors) to the statistics of the selected features over ``loader`` with the model in
+    train mode, without gradients and without touching batch-norm running statistics.
+    Under ``torch.distributed`` the statistics are summed over the ranks.  Returns whether
+    a head was found."""
+    head = find_qpm_head(model)
+    if head is None:
+        return False
+    if device is None:
+        device = next(model.parameters()).device
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(bn, bn.momentum, None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone())
+             for bn in norms]
+    for bn in norms:
+        bn.momentum = 0.0  # running statistics unchanged by these forwards
+    idx = head.feature_idx
+    total = torch.zeros(idx.numel(), dtype=torch.float64, device=device)
+    squares = torch.zeros_like(total)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.train()
+    try:
+        with FeatureTap(model, keep_maps=False) as tap, torch.no_grad():
+            for images, *_ in loader:
+                tap.begin()
+                model(images.to(device))
+                x = tap.pooled[:, idx].double()
+                total += x.sum(dim=0)
+                squares += (x**2).sum(dim=0)
+                count += x.shape[0]
+    finally:
+        for bn, momentum, tracked in saved:
+            bn.momentum = momentum
+            if tracked is not None:
+                bn.num_batches_tracked.copy_(tracked)
+        model.train(was_training)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for t in (total, squares, count):
+            torch.distributed.all_reduce(t)
+    mean = total / count
+    std = (squares / count - mean**2).clamp(min=1e-24).sqrt()
+    std = torch.maximum(std, MIN_RELATIVE_STD * (mean**2 + std**2).sqrt())
+    with torch.no_grad():
+        head.mean.copy_(mean.to(head.mean.dtype))
+        head.std.copy_(std.to(head.std.dtype))
+        head.std_floor.copy_(0.1 * head.std.clamp(min=1e-12))
+    return True
 
 
 def recalibrate_batch_norm(model: nn.Module, loader: Iterable[Any], *, device: Any = None) -> bool:
