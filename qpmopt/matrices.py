@@ -115,22 +115,77 @@ def threshold_redundancy(R: np.ndarray, n_select: int, relevance: np.ndarray | N
 QPM_BIAS_SCALE = float(np.sqrt(10.0) * 0.1)
 
 
+def mean_shift_labels_1d(values: np.ndarray, bandwidth: float, max_iter: int = 300) -> np.ndarray:
+    """Cluster labels ``(n,)`` of scikit-learn's ``MeanShift(bandwidth=bandwidth).fit``
+    on one-dimensional ``values``, for every point at once.
+
+    The same algorithm: every point seeds a flat-kernel mean shift (the mean of the values
+    within ``bandwidth``, until it moves by at most ``1e-3 * bandwidth`` or after
+    ``max_iter`` iterations); the converged means, ranked by how many values they hold
+    (then by value, descending), are thinned so that no two lie within ``bandwidth``; each
+    value takes the label of its nearest mean.  In one dimension a neighbourhood is an
+    interval of the sorted values, so a prefix sum gives every seed's mean in one step:
+    ``O(n log n)`` per iteration instead of scikit-learn's neighbour queries (at 2 048
+    values it was the bulk of building ``B``).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    n = x.size
+    xs = np.sort(x)
+    prefix = np.concatenate([[0.0], np.cumsum(xs)])
+    means = x.copy()
+    held = np.zeros(n, dtype=np.int64)
+    active = np.arange(n)
+    stop = 1e-3 * bandwidth
+    completed = 0
+    while active.size:
+        m = means[active]
+        lo = np.searchsorted(xs, m - bandwidth, side="left")
+        hi = np.searchsorted(xs, m + bandwidth, side="right")
+        count = hi - lo
+        empty = count == 0
+        held[active[empty]] = 0
+        live = active[~empty]
+        new = (prefix[hi[~empty]] - prefix[lo[~empty]]) / count[~empty]
+        moved = np.abs(new - means[live])
+        means[live] = new
+        held[live] = count[~empty]
+        done = (moved <= stop) | (completed == max_iter)
+        active = live[~done]
+        completed += 1
+    intensity: dict[float, int] = {}
+    for centre, size in zip(means.tolist(), held.tolist()):
+        if size:
+            intensity[centre] = size
+    if not intensity:
+        raise ValueError(f"bandwidth: no value lies within {bandwidth} of a seed")
+    ranked = sorted(intensity.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    centres = np.array([c for c, _ in ranked])
+    unique = np.ones(centres.size, dtype=bool)
+    for i, centre in enumerate(centres):
+        if unique[i]:
+            unique[np.abs(centres - centre) <= bandwidth] = False
+            unique[i] = True
+    kept = centres[unique]
+    return np.argmin(np.abs(x[:, None] - kept[None, :]), axis=1)
+
+
 def clip_to_main_cluster(values: np.ndarray, scale: float = QPM_BIAS_SCALE) -> np.ndarray:
     """The reference's outlier handling of a per-feature score ``(n_f,)``.
 
     The values are clustered in one dimension by mean shift (scikit-learn's
-    ``MeanShift`` with its estimated bandwidth); a value outside the range ``[low, high]``
+    ``MeanShift`` with its estimated bandwidth, computed by :func:`mean_shift_labels_1d`,
+    which gives the same labels in a fraction of the time); a value outside the range ``[low, high]``
     of the most populous cluster gets that end's magnitude with its own sign (which is a
     clip whenever the value and the end share their sign).  The result is centred on its
     mean and scaled to a largest magnitude of ``scale``.  When most values are equal the
     estimated bandwidth is zero and mean shift cannot run; then nothing is clipped.
     """
-    from sklearn.cluster import MeanShift, estimate_bandwidth
+    from sklearn.cluster import estimate_bandwidth
 
     v = np.asarray(values, dtype=np.float64).copy()
     bandwidth = estimate_bandwidth(v.reshape(-1, 1)) if v.size > 1 else 0.0
     if bandwidth > 0:
-        labels = MeanShift(bandwidth=bandwidth).fit(v.reshape(-1, 1)).labels_
+        labels = mean_shift_labels_1d(v, bandwidth)
         ids, sizes = np.unique(labels, return_counts=True)
         main = v[labels == ids[np.argmax(sizes)]]  # first of the largest on ties
     else:

@@ -327,3 +327,23 @@ def test_solution_json_round_trip_is_verified():
     del data["n_candidates"]
     with pytest.raises(ValueError, match=r"missing key\(s\) \['n_candidates'\]"):
         qpmopt.Solution.from_dict(data)
+
+
+@pytest.mark.parametrize("kind", ["normal", "clusters_and_outliers", "rounded_with_ties"])
+def test_one_dimensional_mean_shift_equals_scikit_learns(kind):
+    from sklearn.cluster import MeanShift, estimate_bandwidth
+
+    from qpmopt.matrices import mean_shift_labels_1d
+
+    rng = np.random.default_rng(["normal", "clusters_and_outliers", "rounded_with_ties"].index(kind))
+    for _ in range(6):
+        n = int(rng.integers(20, 200))
+        if kind == "normal":
+            v = rng.normal(size=n)
+        elif kind == "clusters_and_outliers":
+            v = np.concatenate([rng.normal(0, 1, n // 2), rng.normal(5, 0.5, n - n // 2), [30.0, -20.0]])
+        else:
+            v = np.round(rng.uniform(size=n), 2)
+        bandwidth = estimate_bandwidth(v.reshape(-1, 1))
+        expected = MeanShift(bandwidth=bandwidth).fit(v.reshape(-1, 1)).labels_
+        assert np.array_equal(mean_shift_labels_1d(v, bandwidth), expected)
