@@ -7,12 +7,11 @@ report with provenance in results/demo.json, and rewrites the table between the
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from pathlib import Path
 
-from qpmopt.bench import markdown_table, provenance
+from qpmopt.bench import markdown_table, provenance, write_marked_block
 from qpmopt.io import write_json
 from qpmopt.torch.demo import run_demo
 
@@ -32,13 +31,11 @@ def main() -> int:
              f"{100 * report['qpm'][key]:.2f}%" if pct else f"{report['qpm'][key]:.3f}"] for label, key, pct in METRICS]
     table = markdown_table(["metric", "dense", f"QPM ({s['n_features']} features, {s['k']} per class)"], rows)
     commit = (data["commit"] or "unknown")[:10] + (" (dirty)" if data["dirty"] else "")
-    block = (f"<!-- demo-table:start -->\n{table}\n\n`python benchmarks/demo_report.py` (seed {s['seed']}, "
-             f"{report['wall_time_s']:.0f} s) at commit {commit}, {data['created'][:10]}, on "
-             f"{data['machine'].get('cpu', '?')}, {data['machine'].get('cpu_count')} cores; "
-             "report: [benchmarks/results/demo.json](benchmarks/results/demo.json).\n<!-- demo-table:end -->")
-    readme = ROOT / "README.md"
-    text = re.sub(r"<!-- demo-table:start -->.*?<!-- demo-table:end -->", lambda _: block, readme.read_text(), flags=re.S)
-    readme.write_text(text)
+    block = write_marked_block(
+        ROOT / "README.md", "demo-table",
+        f"{table}\n\n`python benchmarks/demo_report.py` (seed {s['seed']}, {report['wall_time_s']:.0f} s) at commit "
+        f"{commit}, {data['created'][:10]}, on {data['machine'].get('cpu', '?')}, {data['machine'].get('cpu_count')} "
+        "cores; report: [benchmarks/results/demo.json](benchmarks/results/demo.json).")
     print(block)
     return 0
 

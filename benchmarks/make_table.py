@@ -9,11 +9,10 @@ always one run of one version of the code.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
-from qpmopt.bench import RESULT_COLUMNS, load_results, markdown_table, result_rows
+from qpmopt.bench import RESULT_COLUMNS, load_results, markdown_table, result_rows, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -45,12 +44,9 @@ def main() -> int:
     (ROOT / "benchmarks" / "RESULTS.md").write_text(
         "# Benchmark results\n\nMade by `python benchmarks/run_suite.py` at " + source + ".\n\n"
         + "\n\n".join(sections) + "\n")
-    table = (f"<!-- perf-table:start -->\n{markdown_table(RESULT_COLUMNS, readme_rows)}\n\n"
-             f"One run of `python benchmarks/run_suite.py` at {source}. "
-             "All rows: [benchmarks/RESULTS.md](benchmarks/RESULTS.md).\n<!-- perf-table:end -->")
-    readme = ROOT / "README.md"
-    text = re.sub(r"<!-- perf-table:start -->.*?<!-- perf-table:end -->", lambda _: table, readme.read_text(), flags=re.S)
-    readme.write_text(text)
+    write_marked_block(ROOT / "README.md", "perf-table",
+                       f"{markdown_table(RESULT_COLUMNS, readme_rows)}\n\nOne run of `python benchmarks/run_suite.py` "
+                       f"at {source}. All rows: [benchmarks/RESULTS.md](benchmarks/RESULTS.md).")
     print(f"wrote benchmarks/RESULTS.md and the README table from {len(runs)} files at {source}")
     return 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -53,7 +52,7 @@ def build_one(preset: str, max_gb: float) -> dict:
 
 
 def write_readme(path: Path) -> None:
-    from qpmopt.bench import markdown_table
+    from qpmopt.bench import markdown_table, write_marked_block
 
     data = json.loads(path.read_text())
     rows = []
@@ -65,14 +64,12 @@ def write_readme(path: Path) -> None:
                      f"{r['constraints']:,}", f"{r['seconds']:.1f} s", f"{r['memory_mb']:,.0f} MB"])
     table = markdown_table(["preset", "classes x candidates", "variables", "constraints", "build", "memory"], rows)
     commit = (data["commit"] or "unknown")[:10] + (" (dirty)" if data["dirty"] else "")
-    block = (f"<!-- pyomo-build:start -->\nBuilding the model (`uniqueness=\"lazy\"`), each preset in a fresh "
-             f"process:\n\n{table}\n\n`python benchmarks/pyomo_build.py` at commit {commit}, {data['created'][:10]}, "
-             f"on {data['machine'].get('cpu', '?')}, {data['machine'].get('cpu_count')} cores; "
-             "[benchmarks/results/pyomo_build.json](benchmarks/results/pyomo_build.json).\n<!-- pyomo-build:end -->")
-    readme = ROOT / "README.md"
-    text = re.sub(r"<!-- pyomo-build:start -->.*?<!-- pyomo-build:end -->", lambda _: block, readme.read_text(),
-                  flags=re.S)
-    readme.write_text(text)
+    block = write_marked_block(
+        ROOT / "README.md", "pyomo-build",
+        f"Building the model (`uniqueness=\"lazy\"`), each preset in a fresh process:\n\n{table}\n\n"
+        f"`python benchmarks/pyomo_build.py` at commit {commit}, {data['created'][:10]}, on "
+        f"{data['machine'].get('cpu', '?')}, {data['machine'].get('cpu_count')} cores; "
+        "[benchmarks/results/pyomo_build.json](benchmarks/results/pyomo_build.json).")
     print(block)
 
 

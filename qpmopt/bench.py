@@ -227,6 +227,25 @@ def result_rows(data: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def write_marked_block(path: str | Path, name: str, body: str) -> str:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the
+    file at ``path`` (a README) with ``body``; returns the new block.
+
+    Raises:
+        ValueError: the markers are missing.
+    """
+    import re
+
+    path = Path(path)
+    block = f"<!-- {name}:start -->\n{body}\n<!-- {name}:end -->"
+    pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", flags=re.S)
+    text = path.read_text()
+    if not pattern.search(text):
+        raise ValueError(f"{path}: no <!-- {name}:start --> ... <!-- {name}:end --> markers")
+    path.write_text(pattern.sub(lambda _: block, text))
+    return block
+
+
 def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

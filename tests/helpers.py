@@ -20,6 +20,15 @@ def random_instance(rng: np.random.Generator, n_c: int, n_f: int, *, negative_r:
     return A, R, B
 
 
+def small_arrays(seed, n_c=5, n_f=7):
+    """Random arrays for the steering tests: A in [-0.2, 1], symmetric R of both signs, B."""
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(-0.2, 1.0, (n_c, n_f))
+    R = rng.uniform(-0.2, 0.5, (n_f, n_f))
+    R = (R + R.T) / 2
+    return A, R, rng.uniform(-0.3, 0.3, n_f)
+
+
 def oracle(A, R, B, k: int, n_sel: int, unique: bool) -> float:
     """Exhaustive optimum written independently of qpmopt: every selection and, for each,
     every assignment of k-subsets (with uniqueness by backtracking)."""

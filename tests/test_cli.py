@@ -162,3 +162,15 @@ def test_solve_and_bench_take_constraints_from_json(runner, small_file, tmp_path
     rules.write_text(json.dumps({"include_features": [99]}))
     bad = runner.invoke(main, ["solve", str(small_file), "--constraints", str(rules)])
     assert bad.exit_code == 2 and "include_features: entry 99" in bad.output
+
+
+def test_write_marked_block_replaces_only_between_its_markers(tmp_path):
+    from qpmopt.bench import write_marked_block
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- t:start -->\nold\n<!-- t:end -->\n<!-- u:start -->\nkeep\n<!-- u:end -->\n")
+    write_marked_block(readme, "t", "new | table")
+    assert readme.read_text() == ("intro\n<!-- t:start -->\nnew | table\n<!-- t:end -->\n"
+                                  "<!-- u:start -->\nkeep\n<!-- u:end -->\n")
+    with pytest.raises(ValueError, match="no <!-- v:start -->"):
+        write_marked_block(readme, "v", "x")

@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pydantic
 import pytest
-from helpers import assert_feasible_by_hand, assert_rules_hold_by_hand, objective_by_hand, oracle_with_rules
+from helpers import (
+    assert_feasible_by_hand,
+    assert_rules_hold_by_hand,
+    objective_by_hand,
+    oracle_with_rules,
+    small_arrays,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +25,6 @@ from qpmopt.solution import BackendResult, Termination
 
 EXACT = ["bruteforce", "highs", "cpsat", "pyomo"]
 HEURISTIC = ["localsearch", "anneal", "auto"]
-
-
-def small_arrays(seed, n_c=5, n_f=7):
-    rng = np.random.default_rng(seed)
-    A = rng.uniform(-0.2, 1.0, (n_c, n_f))
-    R = rng.uniform(-0.2, 0.5, (n_f, n_f))
-    R = (R + R.T) / 2
-    return A, R, rng.uniform(-0.3, 0.3, n_f)
 
 
 @pytest.mark.parametrize("rules, error, message", [

@@ -6,7 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from helpers import assert_feasible_by_hand, assert_rules_hold_by_hand, objective_by_hand, oracle_with_rules
+from helpers import (
+    assert_feasible_by_hand,
+    assert_rules_hold_by_hand,
+    objective_by_hand,
+    oracle_with_rules,
+    small_arrays,
+)
 
 import qpmopt
 from qpmopt import BackendUnavailableError, OptionsError, ProblemError, Status
@@ -22,12 +28,8 @@ RULES = [
 ]
 
 
-def arrays(seed, n_c=4, n_f=7):
-    rng = np.random.default_rng(seed)
-    A = rng.uniform(-0.2, 1.0, (n_c, n_f))
-    R = rng.uniform(-0.2, 0.5, (n_f, n_f))
-    R = (R + R.T) / 2
-    return A, R, rng.uniform(-0.3, 0.3, n_f)
+def arrays(seed):
+    return small_arrays(seed, n_c=4, n_f=7)
 
 
 def loaded(m):
