@@ -57,8 +57,10 @@ def provenance() -> dict[str, Any]:
         return {"commit": os.environ["QPMOPT_SOURCE_COMMIT"], "dirty": None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results",
-                  ":!benchmarks/RESULTS.md", ":!README.md") if commit else None
+    # Pathspecs from the top of the checkout: the scripts run from benchmarks/, where a
+    # relative ":!benchmarks/results" would exclude nothing.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)benchmarks/results",
+                  ":(top,exclude)benchmarks/RESULTS.md", ":(top,exclude)README.md") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_info()}
 

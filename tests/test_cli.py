@@ -174,3 +174,28 @@ def test_write_marked_block_replaces_only_between_its_markers(tmp_path):
                                   "<!-- u:start -->\nkeep\n<!-- u:end -->\n")
     with pytest.raises(ValueError, match="no <!-- v:start -->"):
         write_marked_block(readme, "v", "x")
+
+
+def test_provenance_ignores_result_files_from_any_folder_and_sees_other_changes(tmp_path, monkeypatch):
+    import subprocess
+
+    from qpmopt.bench import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}")
+    (tmp_path / "README.md").write_text("table")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.delenv("QPMOPT_SOURCE_COMMIT", raising=False)
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"new": 1}')  # written by a benchmark
+    (tmp_path / "README.md").write_text("new table")
+    for folder in (tmp_path, tmp_path / "benchmarks"):  # the scripts run from benchmarks/
+        monkeypatch.chdir(folder)
+        assert provenance()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2")
+    assert provenance()["dirty"] is True
