@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from qpmopt.torch.features import FeatureTap, find_qpm_head, logits_of
-from qpmopt.torch.head import MIN_RELATIVE_STD
 from qpmopt.torch.losses import FeatureDiversityLoss, FeatureMapHook
 
 __all__ = ["fine_tune", "recalibrate_batch_norm", "restandardise_head"]
@@ -158,12 +157,7 @@ def restandardise_head(model: nn.Module, loader: Iterable[Any], *, device: Any =
         for t in (total, squares, count):
             torch.distributed.all_reduce(t)
     mean = total / count
-    std = (squares / count - mean**2).clamp(min=1e-24).sqrt()
-    std = torch.maximum(std, MIN_RELATIVE_STD * (mean**2 + std**2).sqrt())
-    with torch.no_grad():
-        head.mean.copy_(mean.to(head.mean.dtype))
-        head.std.copy_(std.to(head.std.dtype))
-        head.std_floor.copy_(0.1 * head.std.clamp(min=1e-12))
+    head.set_statistics(mean, (squares / count - mean**2).clamp(min=1e-24).sqrt())
     return True
 
 

@@ -62,9 +62,22 @@ class QPMHead(nn.Module):
         """Head from a :class:`qpmopt.Solution` and the statistics the matrices came from
         (the standard deviations floored, see :data:`MIN_RELATIVE_STD`)."""
         idx = np.asarray(solution.features)
-        mean, std = stats.mean[idx], stats.std[idx]
-        std = np.maximum(std, MIN_RELATIVE_STD * np.sqrt(mean**2 + std**2))
-        return cls(idx, solution.assignment[:, idx], mean, std, trainable_normalisation=trainable_normalisation)
+        head = cls(idx, solution.assignment[:, idx], stats.mean[idx], stats.std[idx],
+                   trainable_normalisation=trainable_normalisation)
+        head.set_statistics(torch.as_tensor(stats.mean[idx]), torch.as_tensor(stats.std[idx]))
+        return head
+
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set ``mean`` and ``std`` (``(n_sel,)``) of the selected features, ``std`` floored
+        at :data:`MIN_RELATIVE_STD` of the feature's root mean square, and ``std_floor`` to a
+        tenth of it."""
+        mean = mean.to(self.mean.device, torch.float64)
+        std = std.to(self.mean.device, torch.float64)
+        std = torch.maximum(std, MIN_RELATIVE_STD * (mean**2 + std**2).sqrt())
+        with torch.no_grad():
+            self.mean.copy_(mean.to(self.mean.dtype))
+            self.std.copy_(std.to(self.std.dtype))
+            self.std_floor.copy_(0.1 * self.std.clamp(min=1e-12))
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> QPMHead:
