@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from qpmopt.io import write_atomic
 from qpmopt.matrices import (
@@ -43,6 +44,7 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "cub": (200, 2048, 50, 5),
     "cars": (196, 2048, 50, 5),
     "imagenet": (1000, 2048, 50, 5),
+    "imagenet21k": (10000, 4096, 100, 5),
 }
 
 
@@ -95,39 +97,67 @@ def generate(
     n_fam = max(1, -(-n_c // family_size))
     fam_parts, own_parts = 4, 2
     n_parts = n_fam * fam_parts + n_c * own_parts
-    presence = np.zeros((n_c, n_parts))
+    # Parts per class and detectors per feature are few: both matrices are built sparse
+    # (dense, their product alone took minutes and gigabytes at ImageNet-21k scale).
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
     family = np.arange(n_c) // family_size
     for c in range(n_c):
         fam = family[c] * fam_parts + np.arange(fam_parts)
-        presence[c, rng.choice(fam, size=3, replace=False)] = rng.uniform(0.6, 1.0, 3)
-        presence[c, n_fam * fam_parts + c * own_parts + np.arange(own_parts)] = rng.uniform(0.5, 1.0, own_parts)
+        # The draws keep the order of the dense version this replaced, so every preset's
+        # arrays stay those earlier results were measured on.
+        vals.append(rng.uniform(0.6, 1.0, 3))
+        cols.append(rng.choice(fam, size=3, replace=False))
+        cols.append(n_fam * fam_parts + c * own_parts + np.arange(own_parts))
+        vals.append(rng.uniform(0.5, 1.0, own_parts))
         # a few parts borrowed from other families: concepts shared across the hierarchy
-        presence[c, rng.integers(0, n_parts, size=2)] += rng.uniform(0.2, 0.6, 2)
+        borrowed = rng.integers(0, n_parts, size=2)
+        extra = rng.uniform(0.2, 0.6, 2)
+        if borrowed[0] == borrowed[1]:  # a dense ``+=`` with a repeated index adds the last value once
+            borrowed, extra = borrowed[1:], extra[1:]
+        cols.append(borrowed)
+        vals.append(extra)
+        rows.append(np.full(3 + own_parts + borrowed.size, c))
+    # a borrowed part the class already shows adds up, as ``+=`` did
+    presence = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                 shape=(n_c, n_parts))
 
     # Features detect parts; popular parts get several detectors (redundancy).
-    loading = np.zeros((n_parts, n_f))
     popularity = rng.gamma(0.7, size=n_parts)
     popularity /= popularity.sum()
     n_noise = int(0.15 * n_f)
+    load_rows: list[np.ndarray] = []
+    load_cols: list[np.ndarray] = []
+    load_vals: list[np.ndarray] = []
     for f in range(n_f - n_noise):
         parts = rng.choice(n_parts, size=rng.integers(2, 6), replace=False, p=popularity)
-        loading[parts, f] = rng.uniform(0.5, 1.5, parts.size)
+        load_rows.append(parts)
+        load_cols.append(np.full(parts.size, f))
+        load_vals.append(rng.uniform(0.5, 1.5, parts.size))
+    loading = sparse.csr_matrix(
+        (np.concatenate(load_vals), (np.concatenate(load_rows), np.concatenate(load_cols))), shape=(n_parts, n_f))
     # A few global "styles" (colour, texture, pose) that every feature picks up a little:
     # they correlate feature profiles, which is what makes redundancy matter.
     styles = rng.normal(size=(n_c, 8)) @ np.abs(rng.normal(size=(8, n_f)))
-    class_mean = presence @ loading + 0.3 * styles + rng.normal(0, 0.05, (n_c, n_f))
+    class_mean = (presence @ loading).toarray()
+    styles *= 0.3
+    class_mean += styles
+    class_mean += rng.normal(0, 0.05, (n_c, n_f))
+    del styles
+    detects = np.asarray(loading.sum(axis=0)).ravel()
     within_sd = rng.uniform(0.1, 0.3, n_f)
     per_class = 50
     counts = np.full(n_c, per_class, dtype=np.float64)
     sums = class_mean * per_class
-    sumsq = (class_mean**2 + within_sd[None, :] ** 2).sum(axis=0) * per_class
+    sumsq = (np.einsum("cf,cf->f", class_mean, class_mean) + n_c * within_sd**2) * per_class
 
     A = pearson_similarity(sums, counts, sumsq)
     if qpm_scale:
         A = A * qpm_similarity_scale(n_c, k_)
     R_raw = redundancy_from_similarity(A, normalise="offdiagonal")
     R, t = threshold_redundancy(R_raw, n_sel, relevance=np.abs(A).max(axis=0))
-    localness = rng.beta(2, 2, n_f) + 0.3 * (loading.sum(axis=0) > 0)
+    localness = rng.beta(2, 2, n_f) + 0.3 * (detects > 0)
     border = rng.beta(1.5, 6, n_f)
     B = locality_bias(localness, border, 0.32, method="robust")
     return Instance(A, R, B, k_, n_sel, {"preset": preset, "seed": seed, "redundancy_threshold": t})

@@ -11,7 +11,8 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
 from qpmopt.problem import Problem
 from qpmopt.search.neighbourhood import rule_scores, topk_stats
@@ -35,6 +36,12 @@ def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int
     Returns the subsets and the sum of the next one (``-inf`` when all were listed), i.e. an
     upper bound on the value of any subset not listed.
     """
+    subsets, _, next_value = _ranked_subsets(values, k, count)
+    return subsets, next_value
+
+
+def _ranked_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int, ...]], list[float], float]:
+    """:func:`_top_subsets` with each subset's sum: ``(subsets, sums, next_sum)``."""
     order = np.argsort(-values, kind="stable")
     v = values[order]
     m = len(v)
@@ -42,9 +49,11 @@ def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int
     heap = [(-float(v[list(start)].sum()), start)]
     seen = {start}
     out: list[tuple[int, ...]] = []
+    sums: list[float] = []
     while heap and len(out) < count:
         neg, sub = heapq.heappop(heap)
         out.append(tuple(int(order[i]) for i in sub))
+        sums.append(-neg)
         # Successors: move one position to the next free index; each has a sum <= parent's.
         for j in range(k):
             nxt = sub[j] + 1
@@ -55,7 +64,7 @@ def _top_subsets(values: np.ndarray, k: int, count: int) -> tuple[list[tuple[int
                     seen.add(child)
                     heapq.heappush(heap, (neg + float(v[sub[j]] - v[nxt]), child))
     next_value = -heap[0][0] if heap else -np.inf
-    return out, next_value
+    return out, sums, next_value
 
 
 #: Largest ``n_classes * n_features`` whose assignment under shared pairs is solved exactly
@@ -234,34 +243,112 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
 
 
 def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.ndarray:
+    """Distinct k-subsets of maximum total value, ``(n_c, m)`` bool.
+
+    Only the classes that can be affected take part in the matching: the colliding ones,
+    and, transitively, every class whose own top-k set some participant lists.  Any other
+    class keeps its top-k set, which no participant can take (it lists it nowhere and no
+    other class shares it), so the smaller matching is exact; it is solved sparse (each
+    participant has a few listed subsets and its private column), which keeps it at
+    ImageNet-21k scale to thousands of rows and edges instead of a dense classes x classes
+    matrix.
+    """
     n_c, m = A_sel.shape
     listed = np.where(group_size > 1, group_size + 1, 1).astype(np.int64)
-    # A finite stand-in for "forbidden" keeps linear_sum_assignment feasible.
-    forbidden = -1e6 * (1.0 + float(np.abs(A_sel).max()) * k)
+    best_k = np.sort(np.argsort(-A_sel, axis=1, kind="stable")[:, :k], axis=1)  # as _ranked_subsets ranks
+    owners: dict[tuple[int, ...], list[int]] = {}
+    for c in range(n_c):
+        owners.setdefault(tuple(best_k[c].tolist()), []).append(c)
+    W = np.zeros((n_c, m), dtype=bool)
+    W[np.arange(n_c)[:, None], best_k] = True
+
+    # Each participant's edges: (column key, weight) per listed subset, and its private value.
+    edges: dict[int, tuple[list[tuple[int, ...]], list[float], float]] = {}
+    involved: list[int] = []
+
+    def take_part(classes: list[int]) -> None:
+        """List the subsets of ``classes`` (at their current ``listed``) and pull in, until
+        nothing changes, the owners of every top set listed."""
+        queue = list(classes)
+        queued = set(queue)
+        while queue:
+            c = queue.pop()
+            if c not in edges:
+                involved.append(c)
+            subsets, sums, next_value = _ranked_subsets(A_sel[c], k, int(listed[c]))
+            keys = [tuple(sorted(t)) for t in subsets]
+            edges[c] = (keys, sums, next_value)
+            for t in keys:
+                for d in owners.get(t, ()):
+                    if d not in edges and d not in queued:
+                        queued.add(d)
+                        queue.append(d)
+
+    take_part([int(c) for c in np.flatnonzero(group_size > 1)])
+    solved: dict[tuple, list[tuple[int, tuple[int, ...] | None]]] = {}
     while True:
-        columns_of: dict[tuple[int, ...], int] = {}
-        other_value = np.empty(n_c)
-        for c in range(n_c):
-            subsets, next_value = _top_subsets(A_sel[c], k, int(listed[c]))
-            for sub in subsets:
-                columns_of.setdefault(tuple(sorted(sub)), len(columns_of))
-            other_value[c] = next_value
-        columns = list(columns_of)
-        incidence = np.zeros((len(columns), m))
-        for j, sub in enumerate(columns):
-            incidence[j, list(sub)] = 1.0
-        score = A_sel @ incidence.T  # (n_c, n_cols)
-        other = np.full((n_c, n_c), forbidden)
-        other[np.arange(n_c), np.arange(n_c)] = np.where(np.isfinite(other_value), other_value, forbidden)
-        rows, cols = linear_sum_assignment(np.hstack([score, other]), maximize=True)
-        used_other = cols >= len(columns)
-        if not used_other.any():
-            W = np.zeros((n_c, m), dtype=bool)
-            for r, c in zip(rows, cols):
-                W[r, list(columns[c])] = True
+        column_of: dict[tuple[int, ...], int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        weights: list[float] = []
+        for r, c in enumerate(involved):
+            keys, sums, next_value = edges[c]
+            rows.extend([r] * len(keys))
+            cols.extend(column_of.setdefault(t, len(column_of)) for t in keys)
+            weights.extend(sums)
+            if np.isfinite(next_value):  # "any subset not listed", private to the class
+                rows.append(r)
+                cols.append(-1 - r)
+                weights.append(float(next_value))
+        n_sub, n_rows = len(column_of), len(involved)
+        col = np.asarray(cols)
+        col = np.where(col < 0, n_sub + (-1 - col), col)
+        w = np.asarray(weights)
+        # The matching needs non-zero weights; a constant shift moves every full matching alike.
+        w = w - w.min() + 1.0
+        graph = sp.csr_matrix((w, (np.asarray(rows), col)), shape=(n_rows, n_sub + n_rows))
+        col_keys: list = list(column_of) + [("other", c) for c in involved]
+        c_ind = _matching_by_component(graph, [(c, int(listed[c])) for c in involved], col_keys, solved)
+        r_ind = np.arange(n_rows)
+        private = c_ind >= n_sub
+        if not private.any():
+            subsets = list(column_of)
+            for r, c_col in zip(r_ind.tolist(), c_ind.tolist()):
+                cls = involved[r]
+                W[cls] = False
+                W[cls, list(subsets[c_col])] = True
             return W
-        grow = rows[used_other]
-        listed[grow] = listed[grow] * 2
+        grow = [involved[r] for r in r_ind[private].tolist()]
+        listed[grow] = listed[grow] * 4  # fewer rounds: each re-solves the components involved
+        take_part(grow)
+
+
+def _matching_by_component(graph: sp.csr_matrix, row_keys: list[tuple[int, int]], col_keys: list, solved: dict,
+                           ) -> np.ndarray:
+    """Maximum-weight full matching of the rows of ``graph``, one connected component at a
+    time: the column matched to each row.  A component met before (the same classes with
+    the same list lengths, ``row_keys``) reuses its answer from ``solved``, so the rounds
+    that lengthen a few classes' lists re-solve only the components those classes are in.
+    ``col_keys`` names the columns across rounds (their numbers change)."""
+    n_rows = graph.shape[0]
+    full = sp.bmat([[None, graph], [graph.T, None]], format="csr")
+    _, label = connected_components(full, directed=False)
+    by_label: dict[int, list[int]] = {}
+    for r, lab in enumerate(label[:n_rows].tolist()):
+        by_label.setdefault(lab, []).append(r)
+    col_of = {key: j for j, key in enumerate(col_keys)}
+    out = np.empty(n_rows, dtype=np.int64)
+    for rs in by_label.values():
+        key = tuple(row_keys[r] for r in rs)
+        chosen = solved.get(key)
+        if chosen is None:
+            sub = graph[rs]
+            used = np.unique(sub.indices)
+            _, c_local = min_weight_full_bipartite_matching(sub[:, used], maximize=True)
+            chosen = [col_keys[int(used[c])] for c in c_local.tolist()]
+            solved[key] = chosen
+        out[rs] = [col_of[c] for c in chosen]
+    return out
 
 
 def evaluate_selection(problem: Problem, selection: np.ndarray, *, deadline: float | None = None,

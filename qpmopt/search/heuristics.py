@@ -14,39 +14,99 @@ import numpy as np
 
 from qpmopt.problem import Problem
 from qpmopt.search.assignment import evaluate_selection
-from qpmopt.search.neighbourhood import relaxed_value, swap_deltas, topk_stats
+from qpmopt.search.neighbourhood import relaxed_value, swap_deltas
 
 __all__ = ["greedy_selection", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish",
            "movable_features"]
 
 
-def greedy_selection(problem: Problem) -> np.ndarray:
+def greedy_selection(
+    problem: Problem,
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    stats: dict | None = None,
+) -> np.ndarray:
     """Greedy construction: add the feature of largest marginal relaxed gain, ``n_features`` times.
 
     Starts from the features the rules force in and never adds an excluded one.
     Returns a bool mask ``(n_f,)``.  While a class has fewer than ``k`` features its gain
     from a new feature is the full ``A[c, f]``; afterwards it is ``max(0, A[c,f] - kth)``.
+
+    The gains are kept up to date incrementally: a new feature changes the k-th best value
+    of only the classes whose top-k it enters, so a step costs ``O(changed classes * n_f)``
+    rather than a pass over ``A`` (at ImageNet-21k scale the difference between seconds and
+    a minute).
+
+    Args:
+        deadline: a ``clock()`` value; once passed, the remaining features are the best of
+            the last computed gains (one step's ranking instead of one step each), so a
+            complete selection is always returned.
+        clock: the time source (tests pass a fake one).
+        stats: if given, receives ``"steps"`` (features added one gain update at a time)
+            and ``"filled"`` (features added from the last ranking when out of time).
     """
     A, R, B, k = problem.A, problem.R, problem.B, problem.k
     n_c, n_f = A.shape
     rules = problem.rules
     mask = np.zeros(n_f, dtype=bool) if rules is None else rules.select.copy()
+    blocked = mask.copy() if rules is None else mask | rules.forbid_select
     red = R[:, mask].sum(axis=1)  # sum of R to the selected set
-    for step in range(int(mask.sum()), problem.n_features):
-        if step < k:
-            gain_a = A.sum(axis=0)
-        else:
-            idx = np.flatnonzero(mask)
-            _, _, kth, _ = topk_stats(A[:, idx], k)
-            gain_a = np.maximum(A - kth[:, None], 0.0).sum(axis=0)
+    top = np.full((n_c, k), -np.inf)  # each class's k best selected values (unordered)
+    for f in np.flatnonzero(mask):
+        _insert(top, A[:, f])
+    kth = top.min(axis=1)
+    gain_a = A.sum(axis=0) if not np.isfinite(kth).all() else _excess(A, kth)
+    steps = filled = 0
+    while int(mask.sum()) < problem.n_features:
         gain = gain_a - red + B
-        gain[mask] = -np.inf
-        if rules is not None:
-            gain[rules.forbid_select] = -np.inf
+        gain[blocked] = -np.inf
+        if deadline is not None and clock() >= deadline:
+            need = problem.n_features - int(mask.sum())
+            best = np.argsort(-gain, kind="stable")[:need]
+            mask[best] = True
+            filled = need
+            break
         f = int(np.argmax(gain))
         mask[f] = True
+        blocked[f] = True
         red += R[:, f]
+        steps += 1
+        had_k = np.isfinite(kth).all()
+        changed = np.flatnonzero(A[:, f] > kth)
+        old = kth[changed]
+        _insert(top, A[:, f], changed)
+        kth = top.min(axis=1)
+        if not np.isfinite(kth).all():
+            continue  # fewer than k selected: the gain stays the column sum
+        if not had_k:
+            gain_a = _excess(A, kth)
+        elif changed.size:
+            # max(0, a - new) - max(0, a - old) == old - clip(a, old, new) for new >= old
+            rows = A[changed]
+            np.clip(rows, old[:, None], kth[changed, None], out=rows)
+            gain_a -= rows.sum(axis=0) - old.sum()
+    if stats is not None:
+        stats.update(steps=steps, filled=filled)
     return mask
+
+
+def _insert(top: np.ndarray, values: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Put ``values[c]`` into class ``c``'s k best (``top (n_c, k)``) where it is larger
+    than the smallest, for the classes ``rows`` (default: all)."""
+    rows = np.arange(top.shape[0]) if rows is None else rows
+    v = values[rows]
+    pos = np.argmin(top[rows], axis=1)
+    better = v > top[rows, pos]
+    top[rows[better], pos[better]] = v[better]
+
+
+def _excess(A: np.ndarray, kth: np.ndarray, chunk_rows: int = 2048) -> np.ndarray:
+    """``sum_c max(0, A[c, :] - kth[c])`` ``(n_f,)``, by blocks of classes (bounded temporaries)."""
+    out = np.zeros(A.shape[1])
+    for a in range(0, A.shape[0], chunk_rows):
+        out += np.maximum(A[a : a + chunk_rows] - kth[a : a + chunk_rows, None], 0.0).sum(axis=0)
+    return out
 
 
 @dataclass
