@@ -112,6 +112,21 @@ class Formulation:
         shared = problem.rules.shared if problem.rules is not None else np.zeros((0, 2), np.int64)
         return cls(problem, free, fix, cand, w_class, w_feature, pairs, bool(strengthen), shared)
 
+    @staticmethod
+    def count_variables(problem: Problem, *, strengthen: bool | None = None, max_strengthen_features: int = 100,
+                        ) -> int:
+        """Variables of the unrestricted model :meth:`build` would make, counted without
+        building it (at ImageNet-21k scale the index arrays alone take gigabytes)."""
+        n_c, n_f = problem.n_classes, problem.n_candidates
+        if strengthen is None:
+            strengthen = n_f <= max_strengthen_features
+        if strengthen:
+            n_y = n_f * (n_f - 1) // 2
+        else:
+            n_y = (int(np.count_nonzero(problem.R)) - int(np.count_nonzero(np.diag(problem.R)))) // 2
+        n_shared = 0 if problem.rules is None else int(problem.rules.shared.shape[0])
+        return n_f + n_c * n_f + n_y + n_shared * n_f
+
     # ---- variable layout --------------------------------------------------------------
     @property
     def n_s(self) -> int:

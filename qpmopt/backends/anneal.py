@@ -24,7 +24,6 @@ Memory: ``A`` and ``R`` once on the device, ``chains * n_f`` state and per step
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
+from qpmopt.budget import check_first_answer
 from qpmopt.problem import Problem
 from qpmopt.search import (
     best_assignment,
@@ -44,6 +44,17 @@ from qpmopt.search import (
     unique_polish,
 )
 from qpmopt.solution import BackendResult, Termination
+
+
+def default_chains(problem: Problem, device_type: str, temp_mb: float | None = None) -> int:
+    """Chains when ``num_chains`` is not given: 8 on a CPU; on a GPU as many as one batch of
+    per-step temporaries holds (``max_temp_mb``, 1 GB by default), between 8 and 128, so
+    that a step's kernels fill the card rather than wait on their launches."""
+    if device_type == "cpu":
+        return 8
+    temp_bytes = (temp_mb if temp_mb is not None else 1024.0) * 2**20
+    fit = int(temp_bytes // (3 * 4 * problem.n_classes * problem.n_candidates))
+    return int(min(128, max(8, fit)))
 
 
 def default_steps(problem: Problem) -> int:
@@ -60,7 +71,7 @@ def default_steps(problem: Problem) -> int:
 class AnnealOptions(BackendOptions):
     """Options of ``anneal``."""
 
-    num_chains: int = Field(8, ge=1)
+    num_chains: int | None = Field(None, ge=1)  # None: default_chains() (8 on a CPU, more on a GPU)
     device: str | None = None  # None: "cuda" when available, else "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     max_steps: int | None = Field(None, ge=1)  # step budget; None: default_steps() without a time limit
@@ -95,23 +106,28 @@ class _Schedule:
     explicit_budget: bool
 
     @classmethod
-    def make(cls, problem: Problem, config: SolverConfig, options: AnnealOptions) -> _Schedule:
+    def make(cls, problem: Problem, config: SolverConfig, options: AnnealOptions,
+             assign_seconds: float = 0.0) -> _Schedule:
+        """``assign_seconds``: what one exact assignment took; the loop leaves room for a
+        few after it (the polish and the final assignments), at least 15% of the limit."""
         total = options.max_steps or (default_steps(problem) if config.time_limit is None else None)
         small = problem.n_classes * problem.n_candidates <= 100_000
         cap = total if total is not None else (3 * default_steps(problem) if small else None)
         if config.time_limit is not None:
-            # Leave room for the exact assignment and the polish after the loop.
-            anneal_deadline = config.start_time + 0.85 * config.time_limit
-            hard_deadline = config.start_time + config.time_limit
+            T = config.time_limit
+            reserve = min(0.6 * T, max(0.15 * T, 3.0 * assign_seconds))
+            anneal_deadline = config.start_time + T - reserve
+            hard_deadline = config.start_time + T
         else:
             anneal_deadline = hard_deadline = None
-        return cls(total, cap, anneal_deadline, hard_deadline, time.perf_counter(), options.max_steps is not None)
+        return cls(total, cap, anneal_deadline, hard_deadline, config.clock(), options.max_steps is not None)
 
-    def stop(self, step: int, now: float) -> Termination | None:
-        """Why the loop ends before ``step``, or ``None`` to go on."""
+    def stop(self, step: int, now: float, step_seconds: float = 0.0) -> Termination | None:
+        """Why the loop ends before ``step`` (``step_seconds``: the longest step so far, so
+        that no step starts that would end past the deadline), or ``None`` to go on."""
         if self.step_cap is not None and step >= self.step_cap:
             return Termination.ITERATION_LIMIT if self.explicit_budget else Termination.CONVERGED
-        if self.anneal_deadline is not None and now >= self.anneal_deadline:
+        if self.anneal_deadline is not None and now + step_seconds >= self.anneal_deadline:
             return Termination.TIME_LIMIT
         return None
 
@@ -236,29 +252,43 @@ class AnnealBackend(Backend):
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
+        if options.num_chains is None:
+            options = options.model_copy(update={"num_chains": default_chains(problem, device.type,
+                                                                               options.max_temp_mb)})
         self._check_memory(problem, options, device, dtype)
+        check_first_answer(problem, config.start_time, config.time_limit, config.clock)
         exact, problem = problem, search_view(problem)  # search the view, score on the original
         starts = self._initial_states(problem, config, options, rng)
         if problem.n_features == problem.n_candidates:  # nothing to choose
             W, _ = best_assignment(exact, starts[0])
             return BackendResult(starts[0] if W is not None else None, W, Termination.CONVERGED,
                                  info={"path": "all features selected"})
+        # The first start's exact answer: kept if nothing better is found in time, and its
+        # cost sizes the room left after the loop.
+        clock = config.clock
+        t0 = clock()
+        W0, z0 = evaluate_selection(exact, starts[0])
+        fallback = (z0, starts[0], W0) if W0 is not None else (-math.inf, None, None)
+        assign_seconds = clock() - t0
 
-        schedule = _Schedule.make(problem, config, options)
+        schedule = _Schedule.make(problem, config, options, assign_seconds)
         params = _StepParams.make(problem, options, device, dtype)
         chains = _Chains.start(problem, starts, params.R, params.frozen)
         history: list[tuple[float, float]] = []
         record = float(chains.best_val.max())
-        history.append((time.perf_counter() - config.start_time, record))
+        history.append((clock() - config.start_time, record))
+        longest_step = 0.0
         interrupted = False
         termination = Termination.CONVERGED
         t_start = options.t_start
         step = 0
         pool_ids = None
+        # On a GPU, steps are queued and the host reads results every few steps only.
+        sync_every = 1 if device.type == "cpu" else 8
         try:
             while True:
-                now = time.perf_counter()
-                stop = schedule.stop(step, now)
+                now = clock()
+                stop = schedule.stop(step, now, longest_step)
                 if stop is not None:
                     termination = stop
                     break
@@ -270,27 +300,34 @@ class AnnealBackend(Backend):
                     t_start = self._calibrate(delta, chains.mask)
                 temp = t_start * options.t_end_ratio ** ((schedule.fraction(step, now) * options.cycles) % 1.0)
                 self._move(chains, delta, pool_ids, full, temp, step, params, gen)
-                top = float(chains.best_val.max())
-                if top > record + 1e-9 * max(1.0, abs(record)):
-                    record = top
-                    history.append((time.perf_counter() - config.start_time, record))
-                self._restart_stuck(problem, chains, params, rng)
+                if step % sync_every == sync_every - 1:  # reading values waits for the device
+                    top = float(chains.best_val.max())
+                    if top > record + 1e-9 * max(1.0, abs(record)):
+                        record = top
+                        history.append((clock() - config.start_time, record))
+                    self._restart_stuck(problem, chains, params, rng)
                 if step % 256 == 255:  # re-synchronise incremental sums (float32 drift)
                     chains.resync(problem, params.R)
                 step += 1
+                longest_step = max(longest_step, clock() - now)
         except KeyboardInterrupt:
             interrupted = True
 
+        loop_seconds = clock() - schedule.loop_start
         best_value, best_sel, best_W, distinct = self._finish(
-            problem, exact, chains, config, schedule.hard_deadline, polish=options.polish and not interrupted)
+            problem, exact, chains, config, schedule.hard_deadline, polish=options.polish and not interrupted,
+            assign_seconds=assign_seconds)
+        if fallback[1] is not None and fallback[0] > best_value:
+            best_value, best_sel, best_W = fallback
         if best_value > record + 1e-9 * max(1.0, abs(record)):
-            history.append((time.perf_counter() - config.start_time, best_value))
+            history.append((clock() - config.start_time, best_value))
         return BackendResult(
             selection=best_sel,
             assignment=best_W,
             termination=Termination.INTERRUPTED if interrupted else termination,
             history=history,
             info={"device": str(device), "steps": step, "chains": options.num_chains, "t_start": t_start,
+                  "loop_seconds": loop_seconds, "longest_step_seconds": longest_step, "assignment_seconds": assign_seconds,
                   "pool": params.pool, "distinct_final_selections": distinct,
                   **({} if best_sel is not None else {"reason": "no selection found meets every rule"})},
         )
@@ -330,21 +367,24 @@ class AnnealBackend(Backend):
         in_col = flat % width
         entering = in_col if full else pool_ids.gather(1, in_col[:, None]).squeeze(1)
         gain = delta.reshape(C, -1).gather(1, flat[:, None]).squeeze(1)
+        # Written for every chain at once, without boolean indexing: on a GPU each step then
+        # queues its kernels without waiting for the device (no host synchronisation).
         movable = torch.isfinite(gain)  # a chain with every move tabu stays put
-        rows = params.chain_ids[movable]
-        if rows.numel():
-            leaving = chains.sel[rows, out_pos[movable]]
-            entering = entering[movable]
-            chains.sel[rows, out_pos[movable]] = entering
-            chains.mask[rows, leaving] = False
-            chains.mask[rows, entering] = True
-            chains.red[rows] += params.R[entering] - params.R[leaving]
-            chains.value[rows] += gain[movable].to(torch.float64)
-            chains.tabu_until[rows, leaving] = step + params.tenure
-            chains.tabu_until[rows, entering] = step + params.tenure
+        leaving = chains.sel.gather(1, out_pos[:, None]).squeeze(1)
+        entering = torch.where(movable, entering, leaving)
+        chains.sel.scatter_(1, out_pos[:, None], entering[:, None])
+        chains.mask.scatter_(1, leaving[:, None], ~movable[:, None])
+        chains.mask.scatter_(1, entering[:, None], True)
+        chains.red += torch.where(movable[:, None], params.R[entering] - params.R[leaving], 0.0)
+        chains.value += torch.where(movable, gain, 0.0).to(torch.float64)
+        until = torch.full_like(leaving, step + params.tenure)
+        old_out = chains.tabu_until.gather(1, leaving[:, None]).squeeze(1)
+        chains.tabu_until.scatter_(1, leaving[:, None], torch.where(movable, until, old_out)[:, None])
+        old_in = chains.tabu_until.gather(1, entering[:, None]).squeeze(1)
+        chains.tabu_until.scatter_(1, entering[:, None], torch.where(movable, until, old_in)[:, None])
         improved = chains.value > chains.best_val + 1e-9 * chains.best_val.abs().clamp(min=1.0)
         chains.best_val = torch.where(improved, chains.value, chains.best_val)
-        chains.best_mask[improved] = chains.mask[improved]
+        chains.best_mask = torch.where(improved[:, None], chains.mask, chains.best_mask)
         chains.since_best = torch.where(improved, torch.zeros_like(chains.since_best), chains.since_best + 1)
 
     def _restart_stuck(self, problem: Problem, chains: _Chains, params: _StepParams, rng: np.random.Generator) -> None:
@@ -367,7 +407,8 @@ class AnnealBackend(Backend):
 
     @staticmethod
     def _finish(problem: Problem, exact: Problem, chains: _Chains, config: SolverConfig,
-                hard_deadline: float | None, *, polish: bool) -> tuple[float, np.ndarray | None, np.ndarray | None, int]:
+                hard_deadline: float | None, *, polish: bool, assign_seconds: float = 0.0,
+                ) -> tuple[float, np.ndarray | None, np.ndarray | None, int]:
         """Each chain's best selection, polished on the search view ``problem`` (swaps on
         the relaxed value, then on the exact objective where classes collide) and exactly
         assigned on ``exact`` (a selection no assignment of which meets the rules is
@@ -378,14 +419,19 @@ class AnnealBackend(Backend):
         # Best relaxed value first: where each exact assignment is costly (shared pairs),
         # the time may not cover them all.
         order = sorted(candidates, key=lambda idx: -relaxed_value(problem, np.isin(np.arange(problem.n_candidates), idx)))
+        clock = config.clock
+        # The polish stops early enough for the exact assignment after it.
+        polish_deadline = None if hard_deadline is None else hard_deadline - 1.5 * assign_seconds
         for idx in order:
-            if best[1] is not None and hard_deadline is not None and time.perf_counter() >= hard_deadline:
+            if (best[1] is not None and hard_deadline is not None
+                    and clock() + 1.5 * assign_seconds >= hard_deadline):
                 break
             m = np.zeros(problem.n_candidates, dtype=bool)
             m[list(idx)] = True
-            if polish and (hard_deadline is None or time.perf_counter() < hard_deadline):
-                m = local_search(problem, m, deadline=hard_deadline, should_stop=config.should_stop).selection
-                m = unique_polish(problem, m, deadline=hard_deadline)
+            if polish and (polish_deadline is None or clock() < polish_deadline):
+                m = local_search(problem, m, deadline=polish_deadline, should_stop=config.should_stop,
+                                 clock=clock).selection
+                m = unique_polish(problem, m, deadline=polish_deadline, clock=clock)
             # The first answer gets the time it needs: returning none would waste the run.
             W, z = evaluate_selection(exact, m, deadline=hard_deadline if best[1] is not None else None)
             if W is not None and z > best[0]:
@@ -394,15 +440,24 @@ class AnnealBackend(Backend):
 
     # ---- pieces ----------------------------------------------------------------------
     @staticmethod
+    def memory_estimate(problem: Problem, options: AnnealOptions, device_type: str) -> float:
+        """Bytes the annealer holds on its device: ``A`` and ``R`` in ``options.dtype``, the
+        chains' state (``(C, n_sel, n_f)`` deltas, ``(C, n_f)`` masks, sums and tabu
+        steps) and one batch of per-step temporaries (``max_temp_mb``)."""
+        b = 4 if options.dtype == "float32" else 8
+        n_c, n_f, n_sel = problem.n_classes, problem.n_candidates, problem.n_features
+        C = options.num_chains or default_chains(problem, device_type, options.max_temp_mb)
+        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device_type == "cpu" else 1024.0)
+        return b * (n_c * n_f + n_f * n_f + 3 * C * n_sel * n_f) + 24 * C * n_f + temp_mb * 2**20
+
+    @staticmethod
     def _check_memory(problem: Problem, options: AnnealOptions, device: Any, dtype: Any) -> None:
-        """Refuse up front, with a clear error, a run that would not fit in memory."""
+        """Refuse up front, with a clear error, a run that needs more than 80% of the free
+        memory (:meth:`memory_estimate`)."""
         import psutil
         import torch
 
-        b = torch.finfo(dtype).bits // 8
-        n_c, n_f, n_sel, C = problem.n_classes, problem.n_candidates, problem.n_features, options.num_chains
-        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
-        need = b * (n_c * n_f + n_f * n_f + 3 * C * n_sel * n_f) + 24 * C * n_f + temp_mb * 2**20
+        need = AnnealBackend.memory_estimate(problem, options, device.type)
         if device.type == "cuda":
             free = torch.cuda.mem_get_info(device)[0]
         else:
@@ -503,7 +558,7 @@ class AnnealBackend(Backend):
                 given.append(m)
         if config.warm_start is not None:
             given.insert(0, config.warm_start.copy())
-        greedy = greedy_selection(problem)
+        greedy = greedy_selection(problem, deadline=config.deadline(), clock=config.clock)
         states = given[: options.num_chains]
         # Remaining chains: the greedy start, then perturbations of it (diverse but good).
         while len(states) < options.num_chains:

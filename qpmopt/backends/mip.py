@@ -37,6 +37,7 @@ from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, SolverConfig
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
+from qpmopt.budget import check_first_answer
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
@@ -166,8 +167,9 @@ class MipBackend(Backend):
         seconds (``None``: no limit), starting from ``warm`` (``(form.n_vars,)``) if given."""
 
     def solve(self, problem: Problem, config: SolverConfig, options: MipOptions) -> BackendResult:
-        full = Formulation.build(problem, strengthen=options.strengthen)
-        solvable = full.n_vars - full.n_s <= options.max_full_vars
+        n_vars = Formulation.count_variables(problem, strengthen=options.strengthen)
+        solvable = n_vars - problem.n_candidates <= options.max_full_vars
+        full = Formulation.build(problem, strengthen=options.strengthen) if solvable else None
         view = search_view(problem)  # the local search runs on it; answers are scored on problem
         timed = config.time_limit is not None
         bound_seconds = min(10.0, 0.1 * config.time_limit) if timed else None
@@ -176,6 +178,13 @@ class MipBackend(Backend):
         if config.warm_start is not None:
             start, interrupted = config.warm_start, False
         else:
+            check_first_answer(problem, config.start_time, config.time_limit, config.clock)
+            greedy = greedy_selection(view, deadline=config.deadline(), clock=config.clock)
+            # The greedy start's exact answer: the answer if time runs out; its cost is
+            # the room the search leaves for the final assignment.
+            t0 = config.clock()
+            incumbent.offer(greedy)
+            assign_seconds = config.clock() - t0
             # Iterated swap search: its share of the time limit (all of it, less the bound's,
             # when the model is too large to solve), else a fixed number of rounds.
             if not timed:
@@ -183,9 +192,9 @@ class MipBackend(Backend):
             elif solvable:
                 deadline = config.start_time + options.warm_share * config.time_limit
             else:
-                deadline = config.deadline() - bound_seconds
+                deadline = config.deadline() - bound_seconds - 1.5 * assign_seconds
             ils = iterated_local_search(
-                view, greedy_selection(view), seed=config.seed,
+                view, greedy, seed=config.seed, clock=config.clock,
                 max_rounds=None if timed else options.warm_rounds,
                 # Small instances settle long before the time share is used up; on medium-1
                 # improvements came up to about 3 000 rounds apart (256 candidates).
@@ -213,7 +222,7 @@ class MipBackend(Backend):
             return BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound,
                                  history=incumbent.history,
                                  info={"path": "warm_start_only", "warm_start_objective": warm_value,
-                                       "variables": full.n_vars, "max_full_vars": options.max_full_vars})
+                                       "variables": n_vars, "max_full_vars": options.max_full_vars})
 
         use_sdp = timed and sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit)
         solver_config = config

@@ -139,13 +139,16 @@ def local_search(
     should_stop: Callable[[], bool] | None = None,
     max_iterations: int = 100_000,
     tol: float = 1e-12,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> LocalSearchResult:
     """Best-improvement swap local search on the relaxed value until no swap improves.
 
     Args:
         selection: starting ``(n_f,)`` bool mask with ``n_features`` entries set.
-        deadline: ``time.perf_counter()`` value after which to stop.
+        deadline: a ``clock()`` value; no iteration starts that would end after it (the
+            longest iteration so far is the estimate).
         should_stop: called once per iteration; ``True`` stops the search.
+        clock: the time source (tests pass a fake one).
     """
     sel = np.asarray(selection, dtype=bool).copy()
     value = relaxed_value(problem, sel)
@@ -154,13 +157,16 @@ def local_search(
     converged = False
     if sel.sum() == sel.size:
         return LocalSearchResult(sel, value, 0, True, False)
+    longest = 0.0
     while it < max_iterations:
-        if deadline is not None and time.perf_counter() >= deadline:
+        now = clock()
+        if deadline is not None and now + longest >= deadline:
             break
         if should_stop is not None and should_stop():
             interrupted = True
             break
         delta, si, ui = swap_deltas(problem, sel)
+        longest = max(longest, clock() - now)
         a, b = np.unravel_index(int(np.argmax(delta)), delta.shape)
         if delta[a, b] <= tol * max(1.0, abs(value)):
             converged = True
@@ -182,6 +188,7 @@ def iterated_local_search(
     max_stall: int | None = None,
     deadline: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> LocalSearchResult:
     """Swap local search restarted from random perturbations of the best selection.
 
@@ -201,7 +208,7 @@ def iterated_local_search(
             ``interrupted=True`` and the best selection so far.
     """
     rng = np.random.default_rng(seed)
-    best = local_search(problem, selection, deadline=deadline)
+    best = local_search(problem, selection, deadline=deadline, clock=clock)
     sel, value, rounds = best.selection, best.value, 0
     interrupted = best.interrupted
     if not sel.any() or sel.all():  # nothing to swap
@@ -211,7 +218,7 @@ def iterated_local_search(
         while (max_rounds is None or rounds < max_rounds) and not interrupted:
             if max_stall is not None and rounds - last_gain >= max_stall:
                 break
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and clock() >= deadline:
                 break
             if should_stop is not None and should_stop():
                 interrupted = True
@@ -221,7 +228,7 @@ def iterated_local_search(
             m = int(min(rng.integers(2, 5), on.size, off.size))
             trial[rng.choice(on, m, replace=False)] = False
             trial[rng.choice(off, m, replace=False)] = True
-            res = local_search(problem, trial, deadline=deadline)
+            res = local_search(problem, trial, deadline=deadline, clock=clock)
             rounds += 1
             if res.value > value + 1e-12 * max(1.0, abs(value)):
                 sel, value, last_gain = res.selection, res.value, rounds
@@ -236,6 +243,7 @@ def unique_polish(
     *,
     deadline: float | None = None,
     max_evaluations: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> np.ndarray:
     """Swap local search on the *true* objective (exact assignment with uniqueness and the
     rules on shared class pairs).
@@ -247,7 +255,8 @@ def unique_polish(
     ``max_evaluations`` exact scorings (default: about ``2e7 / (n_c * n_f)``, at most 5 000:
     thousands on tiny instances where uniqueness binds, a handful at ImageNet scale where
     each exact scoring is costly and collisions cost little; with shared pairs, where each
-    scoring is a small MILP, a hundred times fewer).
+    scoring is a small MILP, a hundred times fewer).  No scoring starts that the
+    ``deadline`` (a ``clock()`` value) could not hold, by the longest one so far.
     """
     sel = np.asarray(selection, dtype=bool).copy()
     shared = problem.rules is not None and len(problem.rules.shared) > 0
@@ -256,7 +265,9 @@ def unique_polish(
     if max_evaluations is None:
         work = 2e5 if shared else 2e7
         max_evaluations = int(min(5_000, max(4, work / (problem.n_classes * problem.n_candidates))))
+    t0 = clock()
     current = evaluate_selection(problem, sel, deadline=deadline)[1]
+    longest = clock() - t0
     evaluations = 0
     while evaluations < max_evaluations:
         delta, si, ui = swap_deltas(problem, sel)
@@ -264,7 +275,7 @@ def unique_polish(
         order = np.argsort(-delta, axis=None, kind="stable")
         improved = False
         for flat in order:
-            if evaluations >= max_evaluations or (deadline is not None and time.perf_counter() > deadline):
+            if evaluations >= max_evaluations or (deadline is not None and clock() + longest > deadline):
                 return sel
             a, b = divmod(int(flat), delta.shape[1])
             # the relaxed value bounds the true one: a swap whose relaxed value cannot beat
@@ -274,7 +285,9 @@ def unique_polish(
             cand = sel.copy()
             cand[si[a]], cand[ui[b]] = False, True
             evaluations += 1
+            t0 = clock()
             value = evaluate_selection(problem, cand, deadline=deadline)[1]
+            longest = max(longest, clock() - t0)
             if value > current + 1e-12 * max(1.0, abs(current)):
                 sel, current, improved = cand, value, True
                 break
