@@ -242,11 +242,16 @@ def test_default_chains():
     assert default_chains(big, "cuda", temp_mb=1.0) == 8  # never fewer than 8
 
 
-def test_auto_local_search_first_is_never_below_localsearch():
-    inst = generate("medium", seed=5)
-    args = (*inst.arrays(), inst.k)
-    ls = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="localsearch")
-    au = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="auto",
-                                 options={"ls_first": True, "bruteforce_limit": 0, "exact_max_vars": 0, "sdp_bound": False})
-    assert au.info["auto_path"] == "localsearch+anneal"
-    assert au.objective >= ls.objective - 1e-9
+def test_lagrangian_bound_budget_and_floor():
+    from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+
+    p = _problem("medium", seed=1)
+    floor = simple_upper_bound(p)
+    # deadline passed on entry: the floor comes back without an iteration
+    clock = FakeClock()
+    assert lagrangian_upper_bound(p, 0.0, iterations=50, deadline=0.0, clock=clock, floor=floor) == floor
+    assert clock.reads == 1
+    # two readings per iteration at 1 s each: an iteration takes 1 s; deadline 5.5 holds two
+    clock = FakeClock()
+    lagrangian_upper_bound(p, 0.0, iterations=50, deadline=5.5, clock=clock)
+    assert clock.reads <= 6

@@ -5,8 +5,7 @@
   installed): a short annealing run as warm start, then HiGHS on the full model for the
   rest of the time, so the answer is at least as good as the annealer's and comes with a
   proven bound (often optimality);
-- everything else: the annealer (GPU when present; from :data:`LS_FIRST_MIN_CELLS` on a
-  CPU, started from the swap search's local optimum, which keeps the better), whose final step already assigns the
+- everything else: the annealer (GPU when present), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then
   Lagrangian bounding (:mod:`qpmopt.bounds`) gives a proven gap; up to
   :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates the annealer gets the first
@@ -26,14 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, SolverConfig
 from qpmopt.backends.mip import tighten_with_sdp
 from qpmopt.backends.registry import backend_class, get_backend
-from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound
+from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
@@ -50,8 +48,6 @@ class AutoOptions(BackendOptions):
     warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
     sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets
-    ls_first: bool | None = None  # swap search before the annealer (None: from LS_FIRST_MIN_CELLS on a CPU)
-    ls_share: float = Field(0.4, ge=0.0, le=1.0)  # its share of the time limit at most
 
 
 class AutoBackend(Backend):
@@ -107,60 +103,32 @@ class AutoBackend(Backend):
     def _anneal_then_bound(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
         timed = config.time_limit is not None
         use_sdp = sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit if timed else None)
-        bound_seconds = min(3.0, 0.05 * config.time_limit) if timed else None
+        # The simple bound costs about one Lagrangian iteration: measured, it sizes the time
+        # kept for the bound (at ImageNet-21k scale an iteration takes seconds).
+        t0 = config.clock()
+        floor = simple_upper_bound(problem)
+        iteration_seconds = config.clock() - t0
+        bound_seconds = max(min(3.0, 0.05 * config.time_limit), 2.0 * iteration_seconds) if timed else None
         anneal_config = config
         if timed:
             # The bound comes after the annealer: its time is taken from the annealer's.
             share = (1.0 - options.sdp_share) * config.time_limit if use_sdp else config.time_limit - bound_seconds
             anneal_config = dataclasses.replace(config, time_limit=share)
         anneal = get_backend("anneal")
-        ls_first = _local_search_first(problem, options)
-        if ls_first:
-            # At this size a CPU annealer makes few steps: the swap search's local optimum
-            # first, then the annealer from it, and the better of the two.
-            ls = get_backend("localsearch")
-            ls_config = dataclasses.replace(config, time_limit=options.ls_share * config.time_limit) if timed else config
-            first = ls.solve(problem, ls_config, ls.Options())
-            if first.selection is None or config.stop_requested():
-                return first
-            anneal_config = dataclasses.replace(anneal_config, warm_start=first.selection)
         raw = anneal.solve(problem, anneal_config, anneal.Options())
-        if ls_first:
-            if raw.selection is None or (objective_terms(problem, first.selection, first.assignment).total
-                                         > objective_terms(problem, raw.selection, raw.assignment).total):
-                raw.selection, raw.assignment = first.selection, first.assignment
-            raw.history = first.history + [h for h in raw.history if not first.history or h[1] > first.history[-1][1]]
         if raw.selection is None or config.stop_requested():
-            if ls_first:
-                raw.info["auto_path"] = "localsearch+anneal"
             return raw
         # A proven bound so that the user sees how far from optimal the answer can be.
         value = objective_terms(problem, raw.selection, raw.assignment).total
-        deadline = time.perf_counter() + bound_seconds if timed else None
-        raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem), deadline=deadline)
+        # its own share, never past the limit (with the SDP bound the rest is the SDP's)
+        deadline = min(config.clock() + bound_seconds, config.deadline()) if timed else None
+        raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
+                                           deadline=deadline, clock=config.clock, floor=floor)
         if use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
             tighten_with_sdp(problem, config, value, raw)
             raw.info["auto_path"] = "anneal+sdp"
-        if ls_first:
-            raw.info["auto_path"] = "localsearch+" + raw.info.get("auto_path", "anneal")
         return raw
-
-
-#: ``n_classes * n_candidates`` from which ``auto`` runs the swap search before the annealer
-#: when the annealer would run on the CPU (benchmarks/results/scale.json: at 5 000 and
-#: 10 000 classes a CPU annealer alone ended below localsearch).
-LS_FIRST_MIN_CELLS = 4_000_000
-
-
-def _local_search_first(problem: Problem, options: AutoOptions) -> bool:
-    if options.ls_first is not None:
-        return options.ls_first
-    if problem.n_classes * problem.n_candidates < LS_FIRST_MIN_CELLS:
-        return False
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 def _available(name: str) -> bool:
