@@ -31,9 +31,11 @@ from qpmopt.problem import Problem
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(out: dict, row: dict) -> None:
-    out["runs"].append(row)
+def _run(out: dict, row: dict, key: str = "runs") -> None:
+    """Record a row and rewrite the file at once: a run cut short keeps what it measured."""
+    out[key].append(row)
     print(json.dumps(row), flush=True)
+    Path(out["path"]).write_text(json.dumps({k: v for k, v in out.items() if k != "path"}, indent=2))
 
 
 def _anneal(arrays, k, n, limit, seed, chains=None, target=None) -> dict:
@@ -54,7 +56,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure", file=sys.stderr)
         return 2
-    out = {**provenance(), "machine": machine_info(), "runs": [], "anneal_steps": []}
+    out = {**provenance(), "machine": machine_info(), "runs": [], "anneal_steps": [], "path": args.out}
     if reference.path("cub-1").exists():
         k, n_sel, best = reference.REFERENCE["cub-1"]
         arrays = reference.load("cub-1")
@@ -90,9 +92,7 @@ def main() -> int:
             row = {"n_classes": n_c, "n_candidates": n_f, "cells": n_c * n_f, "chains": chains,
                    "seconds_per_step": per, "ns_per_cell_step": 1e9 * per / (n_c * n_f),
                    "chain_steps_per_second": chains / per}
-            out["anneal_steps"].append(row)
-            print(json.dumps(row), flush=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+            _run(out, row, "anneal_steps")
     return 0
 
 

@@ -147,6 +147,21 @@ def test_unique_assignment_equals_dense_oracle(seed, n_c, m, k):
     assert z == pytest.approx(_dense_unique_optimum(A, k), abs=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_c=st.integers(4, 14), m=st.integers(4, 7))
+def test_unique_assignment_out_of_time_is_feasible_and_not_above_the_optimum(seed, n_c, m):
+    k = 2
+    if math.comb(m, k) < n_c:
+        return
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(0, 1, (1, m)).repeat(n_c, axis=0) + rng.choice([0.0, 0.01], (n_c, m))
+    p = qpmopt.Problem.from_arrays(A, k=k, n_features=m)
+    W, z = best_assignment(p, np.ones(m, bool), deadline=-1.0)  # past: one round, then the repair
+    assert violations(p, np.ones(m, bool), W) == []
+    assert z <= _dense_unique_optimum(A, k) + 1e-9
+    assert z == pytest.approx(float(A[W].sum()))
+
+
 # ---- generator, model size, memory -----------------------------------------------------
 def _dense_generate(n_c, n_f, n_sel, k, seed, family_size=6):
     """The generator as first written, with dense part matrices (the recorded presets)."""

@@ -98,11 +98,14 @@ class Incumbent:
     assignment: np.ndarray | None = None
     history: list[tuple[float, float]] = field(default_factory=list)
 
-    def offer(self, selection: np.ndarray, assignment: np.ndarray | None = None) -> bool:
+    def offer(self, selection: np.ndarray, assignment: np.ndarray | None = None, deadline: float | None = None,
+              ) -> bool:
         """Keep ``selection`` (``(n_f,)`` bool) with ``assignment`` (``(n_c, n_f)`` bool, or
-        ``None`` for the exact one) when it beats the incumbent; return whether it did."""
+        ``None`` for the exact one, within ``deadline`` as
+        :func:`~qpmopt.search.best_assignment` says) when it beats the incumbent; return
+        whether it did."""
         if assignment is None:
-            assignment, value = evaluate_selection(self.problem, selection)
+            assignment, value = evaluate_selection(self.problem, selection, deadline=deadline)
             if assignment is None:  # no assignment of this selection meets the rules
                 return False
         else:
@@ -183,7 +186,7 @@ class MipBackend(Backend):
             # The greedy start's exact answer: the answer if time runs out; its cost is
             # the room the search leaves for the final assignment.
             t0 = config.clock()
-            incumbent.offer(greedy)
+            incumbent.offer(greedy, deadline=config.deadline())
             assign_seconds = config.clock() - t0
             # Iterated swap search: its share of the time limit (all of it, less the bound's,
             # when the model is too large to solve), else a fixed number of rounds.
@@ -201,7 +204,7 @@ class MipBackend(Backend):
                 max_stall=20 * problem.n_candidates if timed and solvable else None,
                 deadline=deadline, should_stop=config.should_stop)
             start, interrupted = ils.selection, ils.interrupted
-        incumbent.offer(start)
+        incumbent.offer(start, deadline=config.deadline())
         warm_value = incumbent.value
         if interrupted or (incumbent.selection is None and not solvable):
             term = Termination.INTERRUPTED if interrupted else Termination.TIME_LIMIT

@@ -9,6 +9,8 @@ classes by their feature sets; the verifier and the MIP driver use it too.
 from __future__ import annotations
 
 import heapq
+import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -92,8 +94,10 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
     candidate subsets: every class lists its ``m_c`` best subsets and gets a private "any
     other subset" column worth the value of its ``(m_c+1)``-th best.  That restricted
     problem is a relaxation of the full one; when its optimum uses no private column it is
-    a feasible optimum.  Else the lists of the classes that used one are doubled and it is
-    solved again.
+    a feasible optimum.  Else the lists of the classes that used one are lengthened and it
+    is solved again, while ``deadline`` leaves time for another round; after that, the
+    classes left on their private column get their best free subset (feasible, not proven
+    best).
 
     Args:
         selection: ``(n_f,)`` bool mask with ``n_features`` entries set.
@@ -126,7 +130,7 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
             group_size = np.ones(problem.n_classes, dtype=np.int64)
             for g in groups:
                 group_size[g] = g.size
-            W_sel = _unique_assignment(A_sel, k, group_size)
+            W_sel = _unique_assignment(A_sel, k, group_size, deadline)
     W = np.zeros(A.shape, dtype=bool)
     W[:, idx] = W_sel
     if rules is not None and ((rules.assign & ~W).any() or (rules.forbid_assign & W).any()):
@@ -242,7 +246,30 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
         form.cut_collisions(W)
 
 
-def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.ndarray:
+_PULLED_LIST = 1
+
+
+def _repair(A_sel: np.ndarray, k: int, W: np.ndarray, classes: list[int]) -> None:
+    """Give each of ``classes`` (rows of ``W`` to be replaced) its best k-subset that no
+    other class holds, best-valued classes first: feasible under uniqueness, not proven
+    best."""
+    moving = set(classes)
+    taken = {tuple(np.flatnonzero(row).tolist()) for i, row in enumerate(W) if i not in moving}
+    for c in sorted(classes, key=lambda c: -float(np.sort(A_sel[c])[-k:].sum())):
+        count = 2
+        while True:
+            subsets, _ = _top_subsets(A_sel[c], k, count)
+            free = next((t for t in (tuple(sorted(x)) for x in subsets) if t not in taken), None)
+            if free is not None:
+                break
+            count *= 2
+        W[c] = False
+        W[c, list(free)] = True
+        taken.add(free)
+
+
+def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadline: float | None = None,
+                       clock: Callable[[], float] = time.perf_counter) -> np.ndarray:
     """Distinct k-subsets of maximum total value, ``(n_c, m)`` bool.
 
     Only the classes that can be affected take part in the matching: the colliding ones,
@@ -251,7 +278,9 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
     other class shares it), so the smaller matching is exact; it is solved sparse (each
     participant has a few listed subsets and its private column), which keeps it at
     ImageNet-21k scale to thousands of rows and edges instead of a dense classes x classes
-    matrix.
+    matrix.  When another round would end past ``deadline`` (a ``clock()`` value), the
+    classes still on their private column are repaired greedily (:func:`_repair`): the
+    result is feasible but not proven best.
     """
     n_c, m = A_sel.shape
     listed = np.where(group_size > 1, group_size + 1, 1).astype(np.int64)
@@ -283,10 +312,14 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
                     if d not in edges and d not in queued:
                         queued.add(d)
                         queue.append(d)
+                        # a class pulled in may be displaced from its top set: listing its
+                        # next ones at once saves matching rounds
+                        listed[d] = max(listed[d], _PULLED_LIST)
 
     take_part([int(c) for c in np.flatnonzero(group_size > 1)])
     solved: dict[tuple, list[tuple[int, tuple[int, ...] | None]]] = {}
     while True:
+        round_start = clock()
         column_of: dict[tuple[int, ...], int] = {}
         rows: list[int] = []
         cols: list[int] = []
@@ -311,12 +344,19 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray) -> np.
         c_ind = _matching_by_component(graph, [(c, int(listed[c])) for c in involved], col_keys, solved)
         r_ind = np.arange(n_rows)
         private = c_ind >= n_sub
-        if not private.any():
+        out_of_time = deadline is not None and clock() + (clock() - round_start) > deadline
+        if not private.any() or out_of_time:
             subsets = list(column_of)
+            displaced = []
             for r, c_col in zip(r_ind.tolist(), c_ind.tolist()):
                 cls = involved[r]
+                if c_col >= n_sub:
+                    displaced.append(cls)
+                    continue
                 W[cls] = False
                 W[cls, list(subsets[c_col])] = True
+            if displaced:  # no time for another round: a feasible repair, not proven best
+                _repair(A_sel, k, W, displaced)
             return W
         grow = [involved[r] for r in r_ind[private].tolist()]
         listed[grow] = listed[grow] * 4  # fewer rounds: each re-solves the components involved

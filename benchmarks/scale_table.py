@@ -1,0 +1,57 @@
+"""The README's scale tables from results/scale.json (CPU) and results/gpu_scale.json (GPU).
+
+    python benchmarks/scale_table.py
+
+Refuses a result file from a dirty tree, so that every number in the README comes from one
+recorded run at one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from qpmopt.bench import _fmt, markdown_table, write_marked_block
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.3f}%"
+
+
+def main() -> int:
+    cpu = json.loads((RESULTS / "scale.json").read_text())
+    if cpu.get("dirty") is not False:
+        print("scale.json comes from a dirty tree (or does not say): not copied", file=sys.stderr)
+        return 1
+    rows = []
+    for r in cpu["results"]:
+        rows.append([r["instance"], r["backend"], _fmt(r.get("objective"), 8), _pct(r.get("vs_localsearch")),
+                     _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2), _fmt(r.get("peak_memory_mb"), 4),
+                     (r.get("info") or {}).get("path") or (r.get("info") or {}).get("auto_path") or "-",
+                     r.get("termination") or f"error: {r.get('error')}"])
+    m = cpu["machine"]
+    body = markdown_table(["instance", "backend", "objective", "vs localsearch", "wall (s)", "overshoot (s)", "peak MB",
+                           "path", "termination"], rows)
+    body += (f"\n\nOne run of `python benchmarks/scale.py` at commit {cpu['commit'][:10]}, {cpu['created'][:10]}, "
+             f"{m.get('cpu', '')}, {m.get('cpu_count', '?')} cores, time limit {cpu['time_limit']:g} s. "
+             "Instances generated once per run (seed 1) and loaded from `.npz`, so peak memory is the solve's.")
+    steps = [[f"{r['n_classes']} x {r['n_candidates']}", str(r["cells"]), "CPU (this machine), 8 chains",
+              _fmt(1000 * r["seconds_per_step"], 3), _fmt(r["ns_per_cell_step"], 3)] for r in cpu["anneal_steps"]]
+    gpu_path = RESULTS / "gpu_scale.json"
+    if gpu_path.exists():
+        gpu = json.loads(gpu_path.read_text())
+        steps += [[f"{r['n_classes']} x {r['n_candidates']}", str(r["cells"]),
+                   f"{gpu['machine'].get('gpu')}, {r['chains']} chains", _fmt(1000 * r["seconds_per_step"], 3),
+                   _fmt(r["ns_per_cell_step"], 3)] for r in gpu["anneal_steps"]]
+    body += "\n\n" + markdown_table(["size", "n_c * n_f", "device", "ms per step", "ns per cell and step"], steps)
+    write_marked_block(ROOT / "README.md", "scale-table", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
