@@ -144,10 +144,23 @@ def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: An
         )
     except BaseException as exc:  # reported, not raised: the parent records the failure
         row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    row["peak_memory_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    row["peak_memory_mb"] = _peak_memory_mb(resource)
     conn.send(row)
     conn.close()
+
+
+def _peak_memory_mb(resource: Any) -> float:
+    """This process's peak resident memory: ``VmHWM`` where Linux reports it (it starts
+    afresh with the process image), else ``ru_maxrss``, which survives fork and exec and so
+    can report a parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def run_benchmark(
