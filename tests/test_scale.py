@@ -270,3 +270,14 @@ def test_lagrangian_bound_budget_and_floor():
     clock = FakeClock()
     lagrangian_upper_bound(p, 0.0, iterations=50, deadline=5.5, clock=clock)
     assert clock.reads <= 6
+
+
+def test_auto_swap_search_first_is_never_below_localsearch():
+    inst = generate("medium", seed=5)
+    args = (*inst.arrays(), inst.k)
+    ls = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="localsearch")
+    au = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="auto",
+                                 options={"swap_search_first": True, "bruteforce_limit": 0, "exact_max_vars": 0,
+                                          "sdp_bound": False})
+    assert au.info["auto_path"] == "localsearch+anneal"
+    assert au.objective >= ls.objective - 1e-9

@@ -5,7 +5,8 @@
   installed): a short annealing run as warm start, then HiGHS on the full model for the
   rest of the time, so the answer is at least as good as the annealer's and comes with a
   proven bound (often optimality);
-- everything else: the annealer (GPU when present), whose final step already assigns the
+- everything else: the annealer (GPU when present; on a CPU from
+  :data:`SWAP_FIRST_MIN_CELLS` on, started from localsearch's answer, the better kept), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then
   Lagrangian bounding (:mod:`qpmopt.bounds`) gives a proven gap; up to
   :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates the annealer gets the first
@@ -48,6 +49,7 @@ class AutoOptions(BackendOptions):
     warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
     sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets
+    swap_search_first: bool | None = None  # localsearch before the annealer (None: SWAP_FIRST_MIN_CELLS on a CPU)
 
 
 class AutoBackend(Backend):
@@ -115,7 +117,28 @@ class AutoBackend(Backend):
             share = (1.0 - options.sdp_share) * config.time_limit if use_sdp else config.time_limit - bound_seconds
             anneal_config = dataclasses.replace(config, time_limit=share)
         anneal = get_backend("anneal")
-        raw = anneal.solve(problem, anneal_config, anneal.Options())
+        first = None
+        if _swap_search_first(problem, options):
+            # On a CPU at this size the annealer makes few steps, and localsearch's local
+            # optimum is the mark: reach it first (it stops when converged), then anneal
+            # from it with what is left, and keep the better.
+            ls = get_backend("localsearch")
+            first = ls.solve(problem, anneal_config, ls.Options())
+            left = None if not timed else anneal_config.deadline() - config.clock()
+            if (first.selection is None or config.stop_requested()
+                    or (left is not None and left < max(5.0, 0.1 * config.time_limit))):
+                raw = first
+            else:
+                raw = anneal.solve(problem, dataclasses.replace(anneal_config, warm_start=first.selection),
+                                   anneal.Options())
+                if raw.selection is None or (objective_terms(problem, first.selection, first.assignment).total
+                                             >= objective_terms(problem, raw.selection, raw.assignment).total):
+                    raw.selection, raw.assignment = first.selection, first.assignment
+                raw.history = first.history + [h for h in raw.history
+                                               if not first.history or h[1] > first.history[-1][1]]
+            raw.info["auto_path"] = "localsearch" if raw is first else "localsearch+anneal"
+        else:
+            raw = anneal.solve(problem, anneal_config, anneal.Options())
         if raw.selection is None or config.stop_requested():
             return raw
         # A proven bound so that the user sees how far from optimal the answer can be.
@@ -127,8 +150,24 @@ class AutoBackend(Backend):
         if use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
             tighten_with_sdp(problem, config, value, raw)
-            raw.info["auto_path"] = "anneal+sdp"
+            raw.info["auto_path"] = raw.info.get("auto_path", "anneal") + "+sdp"
         return raw
+
+
+#: ``n_classes * n_candidates`` from which ``auto`` runs the swap search before the annealer
+#: when the annealer would run on a CPU (benchmarks/results/scale.json: at 5 000 x 4 096 on
+#: 2 cores the annealer alone, given 60 s, ended just below localsearch).
+SWAP_FIRST_MIN_CELLS = 4_000_000
+
+
+def _swap_search_first(problem: Problem, options: AutoOptions) -> bool:
+    if options.swap_search_first is not None:
+        return options.swap_search_first
+    if problem.n_classes * problem.n_candidates < SWAP_FIRST_MIN_CELLS:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def _available(name: str) -> bool:
