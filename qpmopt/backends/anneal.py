@@ -236,6 +236,11 @@ def _fixed_by_rules(problem: Problem) -> np.ndarray:
     return problem.rules.fixed_features
 
 
+def _fraction_deadline(config: SolverConfig, share: float) -> float | None:
+    """``share`` of the time limit from now, as a ``config.clock()`` value (``None`` without one)."""
+    return None if config.time_limit is None else config.clock() + share * config.time_limit
+
+
 class AnnealBackend(Backend):
     name = "anneal"
     required_modules = ("torch",)
@@ -267,7 +272,9 @@ class AnnealBackend(Backend):
         # cost sizes the room left after the loop.
         clock = config.clock
         t0 = clock()
-        W0, z0 = evaluate_selection(exact, starts[0], deadline=config.deadline())
+        # A tenth of the limit: at 20 000 classes exact matching rounds take tens of seconds,
+        # and this answer is only the fallback (one round, then the repair, fits).
+        W0, z0 = evaluate_selection(exact, starts[0], deadline=_fraction_deadline(config, 0.1))
         fallback = (z0, starts[0], W0) if W0 is not None else (-math.inf, None, None)
         assign_seconds = clock() - t0
 

@@ -195,7 +195,9 @@ class MipBackend(Backend):
             elif solvable:
                 deadline = config.start_time + options.warm_share * config.time_limit
             else:
-                deadline = config.deadline() - bound_seconds - 1.5 * assign_seconds
+                # room for the exact assignment of its answer (which may collide more than
+                # the greedy start's) and the bound
+                deadline = config.deadline() - bound_seconds - 2.5 * assign_seconds
             ils = iterated_local_search(
                 view, greedy, seed=config.seed, clock=config.clock,
                 max_rounds=None if timed else options.warm_rounds,
@@ -219,7 +221,8 @@ class MipBackend(Backend):
         else:
             bound = lagrangian_upper_bound(
                 problem, incumbent.value, iterations=lagrangian_iterations(problem),
-                deadline=None if not timed else time.perf_counter() + bound_seconds)
+                deadline=None if not timed else min(config.clock() + bound_seconds, config.deadline()),
+                clock=config.clock, floor=simple_upper_bound(problem) if timed else None)
         if not solvable:
             term = Termination.TIME_LIMIT if timed else Termination.ITERATION_LIMIT
             return BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound,
