@@ -29,12 +29,15 @@ def main() -> int:
         return 1
     results = list(cpu["results"])
     notes = []
+    step_rows, step_source = cpu.get("anneal_steps"), "scale.json"
     # A later run of some backends (results/scale-*.json) replaces their rows, said below.
     for extra in sorted(RESULTS.glob("scale-*.json")):
         later = json.loads(extra.read_text())
         if later.get("dirty") is not False:
             print(f"{extra.name} comes from a dirty tree: not copied", file=sys.stderr)
             return 1
+        if later.get("anneal_steps"):
+            step_rows, step_source = later["anneal_steps"], f"{extra.name} (commit {later['commit'][:10]})"
         redone = {(r["instance"], r["backend"]) for r in later["results"]}
         results = [r for r in results if (r["instance"], r["backend"]) not in redone] + later["results"]
         notes.append(f"rows of {', '.join(sorted({b for _, b in redone}))} on "
@@ -60,13 +63,14 @@ def main() -> int:
              f"{m.get('cpu', '')}, {m.get('cpu_count', '?')} cores, time limit {cpu['time_limit']:g} s. "
              "Instances generated once per run (seed 1) and loaded from `.npz`, so peak memory is the solve's."
              + "".join(f" The {n}." for n in notes))
-    steps = [[f"{r['n_classes']} x {r['n_candidates']}", str(r["cells"]), "CPU (this machine), 8 chains",
-              _fmt(1000 * r["seconds_per_step"], 3), _fmt(r["ns_per_cell_step"], 3)] for r in cpu["anneal_steps"]]
+    steps = [[f"{r['n_classes']} x {r['n_candidates']}", str(r["cells"]), f"CPU (this machine), 8 chains, {step_source}",
+              _fmt(1000 * r["seconds_per_step"], 3), _fmt(r["ns_per_cell_step"], 3)] for r in step_rows or []]
     gpu_path = RESULTS / "gpu_scale.json"
     if gpu_path.exists():
         gpu = json.loads(gpu_path.read_text())
         steps += [[f"{r['n_classes']} x {r['n_candidates']}", str(r["cells"]),
-                   f"{gpu['machine'].get('gpu')}, {r['chains']} chains", _fmt(1000 * r["seconds_per_step"], 3),
+                   f"{gpu['machine'].get('gpu')}, {r['chains']} chains, gpu_scale.json (commit {gpu['commit'][:10]})",
+                   _fmt(1000 * r["seconds_per_step"], 3),
                    _fmt(r["ns_per_cell_step"], 3)] for r in gpu["anneal_steps"]]
     body += "\n\n" + markdown_table(["size", "n_c * n_f", "device", "ms per step", "ns per cell and step"], steps)
     write_marked_block(ROOT / "README.md", "scale-table", body)

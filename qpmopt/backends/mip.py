@@ -206,7 +206,8 @@ class MipBackend(Backend):
                 max_stall=20 * problem.n_candidates if timed and solvable else None,
                 deadline=deadline, should_stop=config.should_stop)
             start, interrupted = ils.selection, ils.interrupted
-        incumbent.offer(start, deadline=config.deadline())
+        # its matching rounds stop early enough for the bound and the verification after
+        incumbent.offer(start, deadline=None if not timed else config.deadline() - bound_seconds)
         warm_value = incumbent.value
         if interrupted or (incumbent.selection is None and not solvable):
             term = Termination.INTERRUPTED if interrupted else Termination.TIME_LIMIT
