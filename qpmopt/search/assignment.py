@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
 from qpmopt.problem import Problem
@@ -247,6 +248,8 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
 
 
 _PULLED_LIST = 1
+#: components up to this many rows x columns are matched dense (robust, and fast at that size)
+_DENSE_MATCHING_CELLS = 4_000_000
 
 
 def _repair(A_sel: np.ndarray, k: int, W: np.ndarray, classes: list[int]) -> None:
@@ -384,7 +387,16 @@ def _matching_by_component(graph: sp.csr_matrix, row_keys: list[tuple[int, int]]
         if chosen is None:
             sub = graph[rs]
             used = np.unique(sub.indices)
-            _, c_local = min_weight_full_bipartite_matching(sub[:, used], maximize=True)
+            part = sub[:, used]
+            if part.shape[0] * part.shape[1] <= _DENSE_MATCHING_CELLS:
+                # small components dense: scipy's sparse matching was seen to hang on some
+                # small inputs with many equal weights (tests/test_search.py)
+                dense = np.full(part.shape, -1e12)
+                coo = part.tocoo()
+                dense[coo.row, coo.col] = coo.data
+                _, c_local = linear_sum_assignment(dense, maximize=True)
+            else:
+                _, c_local = min_weight_full_bipartite_matching(part, maximize=True)
             chosen = [col_keys[int(used[c])] for c in c_local.tolist()]
             solved[key] = chosen
         out[rs] = [col_of[c] for c in chosen]
