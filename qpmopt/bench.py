@@ -117,8 +117,6 @@ def _load_spec(spec: BenchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, int
 
 
 def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: Any) -> None:
-    import resource
-
     try:
         import qpmopt
         from qpmopt.evaluate import verify
@@ -144,12 +142,12 @@ def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: An
         )
     except BaseException as exc:  # reported, not raised: the parent records the failure
         row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    row["peak_memory_mb"] = _peak_memory_mb(resource)
+    row["peak_memory_mb"] = _peak_memory_mb()
     conn.send(row)
     conn.close()
 
 
-def _peak_memory_mb(resource: Any) -> float:
+def _peak_memory_mb() -> float:
     """This process's peak resident memory: ``VmHWM`` where Linux reports it (it starts
     afresh with the process image), else ``ru_maxrss``, which survives fork and exec and so
     can report a parent's peak."""
@@ -160,6 +158,8 @@ def _peak_memory_mb(resource: Any) -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
+    import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 

@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qpmopt.problem import Problem, ProblemError
 
+if TYPE_CHECKING:
+    from qpmopt.backends.base import SolverConfig
+
 __all__ = ["TimeLimitTooShortError", "late_allowance", "first_answer_seconds", "check_first_answer",
-           "PASSES_PER_FIRST_ANSWER"]
+           "fallback_deadline", "PASSES_PER_FIRST_ANSWER", "FALLBACK_SHARE"]
+
+#: Share of the time limit the exact assignment of a backend's start (its fallback answer)
+#: may use: at 20 000 classes its exact matching rounds take tens of seconds, one round and
+#: the repair a few.
+FALLBACK_SHARE = 0.1
 
 #: A first answer (greedy start and its exact assignment) costs about this many passes over
 #: ``A`` (one pass: a column sum).  Measured on the imagenet21k preset on a 2-core CPU
@@ -34,6 +43,15 @@ PASSES_PER_FIRST_ANSWER = 200
 class TimeLimitTooShortError(ProblemError):
     """The time limit cannot fit even a first feasible answer; the message says how long one
     would take on this machine."""
+
+
+def fallback_deadline(config: SolverConfig) -> float | None:
+    """Deadline (a ``config.clock()`` value) for the exact assignment of a backend's start:
+    :data:`FALLBACK_SHARE` of the limit from now, never past the limit; ``None`` without
+    one."""
+    if config.time_limit is None:
+        return None
+    return min(config.deadline(), config.clock() + FALLBACK_SHARE * config.time_limit)
 
 
 def late_allowance(time_limit: float) -> float:

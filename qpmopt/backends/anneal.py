@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, OptionsError, ProblemTooLargeError, SolverConfig
-from qpmopt.budget import check_first_answer
+from qpmopt.budget import check_first_answer, fallback_deadline
 from qpmopt.problem import Problem
 from qpmopt.search import (
     best_assignment,
@@ -52,9 +52,17 @@ def default_chains(problem: Problem, device_type: str, temp_mb: float | None = N
     that a step's kernels fill the card rather than wait on their launches."""
     if device_type == "cpu":
         return 8
-    temp_bytes = (temp_mb if temp_mb is not None else 1024.0) * 2**20
+    temp_bytes = _temp_mb(temp_mb, device_type) * 2**20
     fit = int(temp_bytes // (3 * 4 * problem.n_classes * problem.n_candidates))
     return int(min(128, max(8, fit)))
+
+
+def _temp_mb(max_temp_mb: float | None, device_type: str) -> float:
+    """The cap of per-step temporaries: ``max_temp_mb``, else 8 MB on a CPU (the cache) and
+    1 GB on a GPU."""
+    if max_temp_mb is not None:
+        return max_temp_mb
+    return 8.0 if device_type == "cpu" else 1024.0
 
 
 def default_steps(problem: Problem) -> int:
@@ -155,7 +163,6 @@ class _StepParams:
     tenure: int
     patience: int
     perturb_swaps: int
-    chain_ids: Any  # (C,)
     frozen: Any  # (n_f,) long: a step beyond any run for features the rules fix, else 0
 
     @classmethod
@@ -164,7 +171,7 @@ class _StepParams:
 
         n_c, n_f = problem.A.shape
         n_sel = problem.n_features
-        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device.type == "cpu" else 1024.0)
+        temp_mb = _temp_mb(options.max_temp_mb, device.type)
         bytes_per = torch.finfo(dtype).bits / 8
         # One chain's temporaries are a few (n_c, width) arrays; on the CPU small chunks stay
         # in cache and run faster than one large batch (measured on cub-1).
@@ -182,7 +189,6 @@ class _StepParams:
             tenure=options.tabu_tenure if options.tabu_tenure is not None else max(2, n_sel // 4),
             patience=options.patience if options.patience is not None else max(50, 4 * n_sel),
             perturb_swaps=options.perturb_swaps if options.perturb_swaps is not None else max(2, n_sel // 10),
-            chain_ids=torch.arange(options.num_chains, device=device),
             frozen=torch.as_tensor(_fixed_by_rules(problem), device=device).long() * 2**62,
         )
 
@@ -236,11 +242,6 @@ def _fixed_by_rules(problem: Problem) -> np.ndarray:
     return problem.rules.fixed_features
 
 
-def _fraction_deadline(config: SolverConfig, share: float) -> float | None:
-    """``share`` of the time limit from now, as a ``config.clock()`` value (``None`` without one)."""
-    return None if config.time_limit is None else config.clock() + share * config.time_limit
-
-
 class AnnealBackend(Backend):
     name = "anneal"
     required_modules = ("torch",)
@@ -260,7 +261,7 @@ class AnnealBackend(Backend):
         if options.num_chains is None:
             options = options.model_copy(update={"num_chains": default_chains(problem, device.type,
                                                                                options.max_temp_mb)})
-        self._check_memory(problem, options, device, dtype)
+        self._check_memory(problem, options, device)
         check_first_answer(problem, config.start_time, config.time_limit, config.clock)
         exact, problem = problem, search_view(problem)  # search the view, score on the original
         starts = self._initial_states(problem, config, options, rng)
@@ -272,9 +273,7 @@ class AnnealBackend(Backend):
         # cost sizes the room left after the loop.
         clock = config.clock
         t0 = clock()
-        # A tenth of the limit: at 20 000 classes exact matching rounds take tens of seconds,
-        # and this answer is only the fallback (one round, then the repair, fits).
-        W0, z0 = evaluate_selection(exact, starts[0], deadline=_fraction_deadline(config, 0.1))
+        W0, z0 = evaluate_selection(exact, starts[0], deadline=fallback_deadline(config))
         fallback = (z0, starts[0], W0) if W0 is not None else (-math.inf, None, None)
         assign_seconds = clock() - t0
 
@@ -454,11 +453,11 @@ class AnnealBackend(Backend):
         b = 4 if options.dtype == "float32" else 8
         n_c, n_f, n_sel = problem.n_classes, problem.n_candidates, problem.n_features
         C = options.num_chains or default_chains(problem, device_type, options.max_temp_mb)
-        temp_mb = options.max_temp_mb if options.max_temp_mb is not None else (8.0 if device_type == "cpu" else 1024.0)
+        temp_mb = _temp_mb(options.max_temp_mb, device_type)
         return b * (n_c * n_f + n_f * n_f + 3 * C * n_sel * n_f) + 24 * C * n_f + temp_mb * 2**20
 
     @staticmethod
-    def _check_memory(problem: Problem, options: AnnealOptions, device: Any, dtype: Any) -> None:
+    def _check_memory(problem: Problem, options: AnnealOptions, device: Any) -> None:
         """Refuse up front, with a clear error, a run that needs more than 80% of the free
         memory (:meth:`memory_estimate`)."""
         import psutil

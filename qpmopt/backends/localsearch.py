@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, SolverConfig
-from qpmopt.budget import check_first_answer
+from qpmopt.budget import check_first_answer, fallback_deadline
 from qpmopt.evaluate import objective_terms
 from qpmopt.problem import Problem
 from qpmopt.search import (
@@ -40,9 +40,7 @@ class LocalSearchBackend(Backend):
         # The start's exact answer first: it is the answer if time runs out, and its cost
         # is what the final assignment will need, so the search stops early enough for it.
         t0 = clock()
-        # its matching rounds get a tenth of the limit: this answer is the fallback
-        W0, z0 = evaluate_selection(problem, start, deadline=None if deadline is None else
-                                    min(deadline, clock() + 0.1 * config.time_limit))
+        W0, z0 = evaluate_selection(problem, start, deadline=fallback_deadline(config))
         assign_cost = clock() - t0
         history = [] if W0 is None else [(clock() - config.start_time, z0)]
         search_deadline = None if deadline is None else deadline - 1.5 * assign_cost

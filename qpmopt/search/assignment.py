@@ -247,7 +247,6 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
         form.cut_collisions(W)
 
 
-_PULLED_LIST = 1
 #: components up to this many rows x columns are matched dense (robust, and fast at that size)
 _DENSE_MATCHING_CELLS = 4_000_000
 
@@ -278,10 +277,10 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadli
     Only the classes that can be affected take part in the matching: the colliding ones,
     and, transitively, every class whose own top-k set some participant lists.  Any other
     class keeps its top-k set, which no participant can take (it lists it nowhere and no
-    other class shares it), so the smaller matching is exact; it is solved sparse (each
-    participant has a few listed subsets and its private column), which keeps it at
-    ImageNet-21k scale to thousands of rows and edges instead of a dense classes x classes
-    matrix.  When another round would end past ``deadline`` (a ``clock()`` value), the
+    other class shares it), so the smaller matching is exact; it is built sparse (each
+    participant has a few listed subsets and its private column) and solved component by
+    component (:func:`_matching_by_component`), which keeps it at ImageNet-21k scale to
+    thousands of rows and edges instead of a dense classes x classes matrix.  When another round would end past ``deadline`` (a ``clock()`` value), the
     classes still on their private column are repaired greedily (:func:`_repair`): the
     result is feasible but not proven best.
     """
@@ -315,12 +314,9 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadli
                     if d not in edges and d not in queued:
                         queued.add(d)
                         queue.append(d)
-                        # a class pulled in may be displaced from its top set: listing its
-                        # next ones at once saves matching rounds
-                        listed[d] = max(listed[d], _PULLED_LIST)
 
     take_part([int(c) for c in np.flatnonzero(group_size > 1)])
-    solved: dict[tuple, list[tuple[int, tuple[int, ...] | None]]] = {}
+    solved: dict[tuple, list] = {}  # component key -> chosen column key per row
     while True:
         round_start = clock()
         column_of: dict[tuple[int, ...], int] = {}
@@ -345,13 +341,12 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadli
         graph = sp.csr_matrix((w, (np.asarray(rows), col)), shape=(n_rows, n_sub + n_rows))
         col_keys: list = list(column_of) + [("other", c) for c in involved]
         c_ind = _matching_by_component(graph, [(c, int(listed[c])) for c in involved], col_keys, solved)
-        r_ind = np.arange(n_rows)
         private = c_ind >= n_sub
         out_of_time = deadline is not None and clock() + (clock() - round_start) > deadline
         if not private.any() or out_of_time:
             subsets = list(column_of)
             displaced = []
-            for r, c_col in zip(r_ind.tolist(), c_ind.tolist()):
+            for r, c_col in enumerate(c_ind.tolist()):
                 cls = involved[r]
                 if c_col >= n_sub:
                     displaced.append(cls)
@@ -361,7 +356,7 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadli
             if displaced:  # no time for another round: a feasible repair, not proven best
                 _repair(A_sel, k, W, displaced)
             return W
-        grow = [involved[r] for r in r_ind[private].tolist()]
+        grow = [involved[r] for r in np.flatnonzero(private).tolist()]
         listed[grow] = listed[grow] * 4  # fewer rounds: each re-solves the components involved
         take_part(grow)
 
