@@ -88,8 +88,8 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
     solved by HiGHS; if ``deadline`` (a ``time.perf_counter()`` value) passes first, the
     best assignment it found so far is returned (feasible, not proven best).  That model is
     used when ``exact`` is true, or by default up to :data:`EXACT_SHARED_MAX_CELLS` class
-    and selected-feature pairs; above, :func:`_shared_pairs_greedy` builds a feasible
-    assignment (not proven best; ``None`` when it finds none).
+    and selected-feature pairs; above, :func:`qpmopt.search.pairs.pair_assignment` searches
+    for one (feasible, not proven best; ``None`` when it finds none).
 
     With uniqueness, classes are matched to distinct k-subsets by a linear assignment over
     candidate subsets: every class lists its ``m_c`` best subsets and gets a private "any
@@ -117,7 +117,9 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
             small = problem.n_classes * problem.n_features <= EXACT_SHARED_MAX_CELLS
             if exact or (exact is None and small):
                 return _assignment_model(problem, selection, deadline)
-            W = _shared_pairs_greedy(problem, selection)
+            from qpmopt.search.pairs import pair_assignment
+
+            W = pair_assignment(problem, selection, deadline=deadline)
             return (None, -np.inf) if W is None else (W, float(np.sum(A[W])))
     idx = np.flatnonzero(selection)
     A_sel = A[:, idx]
@@ -137,87 +139,6 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
     if rules is not None and ((rules.assign & ~W).any() or (rules.forbid_assign & W).any()):
         return None, -np.inf
     return W, float(np.sum(A[W]))
-
-
-def _shared_pairs_greedy(problem: Problem, selection: np.ndarray) -> np.ndarray | None:
-    """A feasible assignment under every rule, built class by class (not proven best).
-
-    Classes are visited component by component of the shared-pair graph (breadth first,
-    from the class with most partners); a class takes the best k-set, among candidates
-    built from each partner already placed, that meets the pair rule with every placed
-    partner and (with uniqueness) is not taken yet.  The candidates from a partner's set
-    ``S``: its ``m`` best features inside ``S`` and the best remaining ones outside it (mode
-    ``exact``) or anywhere (``at_least``), and every set one swap away from the first placed
-    partner's set (which, for CHiQPM's ``m = k - 1``, are all sets sharing exactly
-    ``k - 1`` with it).  A class
-    without placed partners takes its best k-set not taken yet.  Required and forbidden
-    pairs are honoured through shifted scores, as in :func:`best_assignment`.  Returns
-    ``W (n_c, n_f)`` bool or ``None`` when some class has no candidate left.
-    """
-    rules, k = problem.rules, problem.k
-    idx = np.flatnonzero(selection)
-    n_c, m_sel = problem.n_classes, idx.size
-    scores = rule_scores(problem, idx)
-    m, exact = rules.shared_count, rules.shared_exact
-    partners: list[list[int]] = [[] for _ in range(n_c)]
-    for a, b in rules.shared:
-        partners[a].append(int(b))
-        partners[b].append(int(a))
-
-    def meets(c: int, t: frozenset, sets: dict) -> bool:
-        for d in partners[c]:
-            if d in sets:
-                shared = len(t & sets[d])
-                if (shared != m) if exact else (shared < m):
-                    return False
-        return True
-
-    def best_with(c: int, s: frozenset) -> frozenset:
-        inside = sorted(s, key=lambda j: -scores[c, j])[:m]
-        rest = [j for j in range(m_sel) if j not in inside and (not exact or j not in s)]
-        rest.sort(key=lambda j: -scores[c, j])
-        return frozenset(inside + rest[: k - m])
-
-    def candidates(c: int, placed: list[int]) -> list[frozenset]:
-        if not placed:
-            subsets, _ = _top_subsets(scores[c], k, 64)
-            return [frozenset(t) for t in subsets]
-        out = [best_with(c, sets[d]) for d in placed]
-        s = sets[placed[0]]  # one partner's swap neighbourhood holds every set sharing k - 1 with it
-        out += [(s - {x}) | {y} for x in s for y in range(m_sel) if y not in s]
-        return out
-
-    order: list[int] = []
-    seen = np.zeros(n_c, dtype=bool)
-    roots = sorted(range(n_c), key=lambda c: (-len(partners[c]), c))
-    for root in roots:  # breadth first over each component of the pair graph
-        if seen[root]:
-            continue
-        seen[root] = True
-        queue = [root]
-        while queue:
-            c = queue.pop(0)
-            order.append(c)
-            for d in sorted(partners[c], key=lambda d: (-len(partners[d]), d)):
-                if not seen[d]:
-                    seen[d] = True
-                    queue.append(d)
-    sets: dict[int, frozenset] = {}
-    taken: set[frozenset] = set()
-    for c in order:
-        placed = [d for d in partners[c] if d in sets]
-        valid = [t for t in candidates(c, placed)
-                 if len(t) == k and meets(c, t, sets) and not (problem.unique and t in taken)]
-        if not valid:
-            return None
-        sets[c] = max(valid, key=lambda t: float(scores[c, list(t)].sum()))
-        taken.add(sets[c])
-    W = np.zeros(problem.A.shape, dtype=bool)
-    for c, t in sets.items():
-        W[c, idx[list(t)]] = True
-    if (rules.assign & ~W).any() or (rules.forbid_assign & W).any():
-        return None
-    return W
 
 
 def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float | None,
