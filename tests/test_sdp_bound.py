@@ -188,3 +188,31 @@ def test_applicability_follows_size_and_time():
     n_f = SDP_MAX_FEATURES + 1
     big = qpmopt.Problem.from_arrays(np.ones((2, n_f)), None, None, k=2, n_features=4)
     assert not sdp_applicable(big)
+
+
+@pytest.mark.parametrize("need, max_share, expected", [
+    (37.0, None, 30.0),   # the exact backends: their half, the schedule cut at 30 s of 37
+    (46.0, None, 0.0),    # more than 1.5 times the half: skipped
+    (37.0, 0.8, 44.4),    # auto: raised to the prediction and a fifth
+    (70.0, 0.8, 48.0),    # up to 80% of the limit, cut there
+    (80.0, 0.8, 0.0),     # more than 1.5 times even that: skipped
+    (10.0, 0.8, 30.0),    # never below the share
+])
+def test_sdp_time_follows_the_prediction(monkeypatch, need, max_share, expected):
+    import qpmopt.sdp_bound as sdp
+
+    monkeypatch.setattr(sdp, "estimated_seconds", lambda problem: need)
+    A, R, B = clash_instance(0)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    assert sdp.sdp_seconds(p, None, 60.0, 0.5, max_share=max_share) == pytest.approx(expected)
+    assert sdp.sdp_seconds(p, False, 60.0, 0.5, max_share=max_share) == 0.0
+    assert sdp.sdp_seconds(p, True, 60.0, 0.5, max_share=max_share) >= 30.0  # forced on: never skipped
+
+
+def test_sdp_time_is_none_above_the_size_unless_forced(monkeypatch):
+    import qpmopt.sdp_bound as sdp
+
+    monkeypatch.setattr(sdp, "estimated_seconds", lambda problem: 1.0)
+    big = qpmopt.Problem.from_arrays(np.ones((2, sdp.SDP_MAX_FEATURES + 1)), None, None, k=2, n_features=4)
+    assert sdp.sdp_seconds(big, None, 60.0, 0.5) == 0.0
+    assert sdp.sdp_seconds(big, True, 60.0, 0.5) == 30.0

@@ -9,9 +9,11 @@
   :data:`SWAP_FIRST_MIN_CELLS` on, started from localsearch's answer, the better kept), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then
   Lagrangian bounding (:mod:`qpmopt.bounds`) gives a proven gap; up to
-  :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates the annealer gets the first
-  ``1 - sdp_share`` of the time and the semidefinite bound (:mod:`qpmopt.sdp_bound`,
-  which sees the redundancy term) the rest.
+  :data:`~qpmopt.sdp_bound.SDP_MAX_FEATURES` candidates the semidefinite bound
+  (:mod:`qpmopt.sdp_bound`, which sees the redundancy term) gets the last ``sdp_share``
+  of the time, more when its predicted schedule needs it (up to
+  :data:`~qpmopt.sdp_bound.SDP_MAX_SHARE`, :func:`~qpmopt.sdp_bound.sdp_seconds`), and
+  the annealer the rest.
 
 Only the first two paths can prove optimality: :meth:`AutoBackend.capabilities_for` says
 which applies to a problem, and ``info["auto_path"]`` which was taken.
@@ -36,7 +38,7 @@ from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_wanted
+from qpmopt.sdp_bound import SDP_MAX_SHARE, sdp_seconds, sdp_wanted
 from qpmopt.solution import BackendResult
 
 
@@ -48,7 +50,7 @@ class AutoOptions(BackendOptions):
     exact_node_limit: int = 2_000  # HiGHS's node budget without a time limit
     warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
-    sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets
+    sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets, at least (sdp_bound.sdp_seconds)
     swap_search_first: bool | None = None  # localsearch before the annealer (None: SWAP_FIRST_MIN_CELLS on a CPU)
 
 
@@ -104,7 +106,15 @@ class AutoBackend(Backend):
 
     def _anneal_then_bound(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
         timed = config.time_limit is not None
-        use_sdp = sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit if timed else None)
+        if timed:
+            # the annealer settles early at the sizes the bound applies to: the bound may
+            # take more than its share when it needs it
+            sdp_time = sdp_seconds(problem, options.sdp_bound, config.time_limit, options.sdp_share,
+                                   max_share=SDP_MAX_SHARE)
+            use_sdp = sdp_time > 0
+        else:  # without a limit it runs its fixed schedule
+            sdp_time = 0.0
+            use_sdp = sdp_wanted(problem, options.sdp_bound, None)
         # The simple bound costs about one Lagrangian iteration: measured, it sizes the time
         # kept for the bound (at ImageNet-21k scale an iteration takes seconds).
         t0 = config.clock()
@@ -114,7 +124,7 @@ class AutoBackend(Backend):
         anneal_config = config
         if timed:
             # The bound comes after the annealer: its time is taken from the annealer's.
-            share = (1.0 - options.sdp_share) * config.time_limit if use_sdp else config.time_limit - bound_seconds
+            share = config.time_limit - sdp_time if use_sdp else config.time_limit - bound_seconds
             anneal_config = dataclasses.replace(config, time_limit=share)
         anneal = get_backend("anneal")
         first = None

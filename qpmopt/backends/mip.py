@@ -41,7 +41,7 @@ from qpmopt.budget import check_first_answer
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_upper_bound, sdp_wanted
+from qpmopt.sdp_bound import sdp_seconds, sdp_upper_bound
 from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search, search_view
 from qpmopt.solution import BackendResult, Termination
 
@@ -77,7 +77,9 @@ class MipOptions(BackendOptions):
     strengthen: bool | None = None  # RLT equalities (None: when <= 100 free candidates)
     max_full_vars: int = 150_000  # larger models are not solved; see the module docstring
     sdp_bound: bool | None = None  # semidefinite bound under a time limit (None: up to SDP_MAX_FEATURES)
-    sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit kept for it when the solver does not finish
+    # share of the time limit kept for it when the solver does not finish (the solver keeps
+    # the rest: it may prove optimality; see sdp_bound.sdp_seconds)
+    sdp_share: float = Field(0.5, ge=0.0, le=1.0)
     warm_share: float = Field(0.1, ge=0.0, le=1.0)  # share of the time limit for the iterated local search warm start
     warm_rounds: int = 200  # its rounds when there is no time limit
     solver_options: dict[str, Any] = {}  # passed to the solver verbatim
@@ -231,11 +233,12 @@ class MipBackend(Backend):
                                  info={"path": "warm_start_only", "warm_start_objective": warm_value,
                                        "variables": n_vars, "max_full_vars": options.max_full_vars})
 
-        use_sdp = timed and sdp_wanted(problem, options.sdp_bound, options.sdp_share * config.time_limit)
+        sdp_time = sdp_seconds(problem, options.sdp_bound, config.time_limit, options.sdp_share) if timed else 0.0
+        use_sdp = sdp_time > 0
         solver_config = config
         if use_sdp:
             # The solver first, on its share: easy instances end proven and skip the SDP.
-            solver_config = dataclasses.replace(config, time_limit=(1.0 - options.sdp_share) * config.time_limit)
+            solver_config = dataclasses.replace(config, time_limit=config.time_limit - sdp_time)
         proven, term, bound, info = self._solve_full(full, solver_config, options, incumbent, bound)
         info.update({"path": "full", "warm_start_objective": warm_value})
         raw = BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound, proven_optimal=proven,
