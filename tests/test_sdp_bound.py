@@ -192,10 +192,11 @@ def test_applicability_follows_size_and_time():
 
 @pytest.mark.parametrize("need, max_share, expected", [
     (37.0, None, 30.0),   # the exact backends: their half, the schedule cut at 30 s of 37
-    (46.0, None, 0.0),    # more than 1.5 times the half: skipped
+    (55.0, None, 30.0),   # up to twice the time it gets: still run
+    (65.0, None, 0.0),    # more than twice the half: skipped
     (37.0, 0.8, 44.4),    # auto: raised to the prediction and a fifth
     (70.0, 0.8, 48.0),    # up to 80% of the limit, cut there
-    (80.0, 0.8, 0.0),     # more than 1.5 times even that: skipped
+    (100.0, 0.8, 0.0),    # more than twice even that: skipped
     (10.0, 0.8, 30.0),    # never below the share
 ])
 def test_sdp_time_follows_the_prediction(monkeypatch, need, max_share, expected):
