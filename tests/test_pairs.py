@@ -88,21 +88,3 @@ def test_start_must_be_an_assignment_of_the_selection():
     problem, selection, _ = _tiny_case(2)
     with pytest.raises(ValueError, match="start: expected"):
         pair_assignment(problem, selection, start=np.zeros((problem.n_classes, 3), dtype=bool))
-
-
-def test_auto_gives_shared_pairs_to_the_model_when_it_fits():
-    from qpmopt.backends.auto import AutoBackend
-
-    rng = np.random.default_rng(0)
-    A = rng.normal(size=(60, 300))
-    R = np.abs(rng.normal(size=(300, 300)))
-    R = R + R.T
-    free = qpmopt.Problem.from_arrays(A, R, None, k=5, n_features=30)
-    ruled = qpmopt.Problem.from_arrays(A, R, None, k=5, n_features=30,
-                                       constraints={"shared_pairs": similar_class_pairs(A, 0.5)})
-    assert AutoBackend().path(free) == "anneal"  # too large for the exact path without rules
-    assert AutoBackend().path(ruled) == "anneal+highs"
-    big = rng.normal(size=(200, 2048))
-    ruled_big = qpmopt.Problem.from_arrays(big, None, None, k=5, n_features=50,
-                                           constraints={"shared_pairs": similar_class_pairs(big, 0.5)})
-    assert AutoBackend().path(ruled_big) == "anneal"  # beyond the MILP driver's max_full_vars

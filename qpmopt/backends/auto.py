@@ -2,10 +2,9 @@
 
 - tiny (at most ``bruteforce_limit`` selections): the exhaustive oracle, exact;
 - small (the strengthened full MILP has at most ``exact_max_vars`` variables and HiGHS is
-  installed), or rules with shared class pairs on a model the MILP driver solves (at most
-  its ``max_full_vars``): a short annealing run as warm start, then HiGHS on the full
-  model for the rest of the time, so the answer is at least as good as the annealer's and
-  comes with a proven bound (often optimality);
+  installed): a short annealing run as warm start, then HiGHS on the full model for the
+  rest of the time, so the answer is at least as good as the annealer's and comes with a
+  proven bound (often optimality);
 - everything else: the annealer (GPU when present; on a CPU from
   :data:`SWAP_FIRST_MIN_CELLS` on, started from localsearch's answer, the better kept), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then
@@ -67,14 +66,8 @@ class AutoBackend(Backend):
         options = options or AutoOptions()
         if math.comb(problem.n_candidates, problem.n_features) <= options.bruteforce_limit:
             return "bruteforce"
-        if _available("highs") and _available("anneal"):
-            if _full_size(problem) <= options.exact_max_vars:
-                return "anneal+highs"
-            if _shared_pairs_fit(problem):
-                # The annealer searches without the pair rules and assigns under them at the
-                # end; the model carries them through its search (medium-1 with CHiQPM's
-                # pairs at 60 s: highs 44.38, the annealer 43.95; results/constrained-medium.json).
-                return "anneal+highs"
+        if _available("highs") and _available("anneal") and _full_size(problem) <= options.exact_max_vars:
+            return "anneal+highs"
         return "anneal"
 
     def capabilities_for(self, problem: Problem) -> Capabilities:
@@ -191,16 +184,6 @@ def _swap_search_first(problem: Problem, options: AutoOptions) -> bool:
 
 def _available(name: str) -> bool:
     return bool(backend_class(name).availability())
-
-
-def _shared_pairs_fit(problem: Problem) -> bool:
-    """Rules with shared class pairs, on a model small enough for the MILP driver to solve
-    (its ``max_full_vars``)."""
-    from qpmopt.backends.mip import MipOptions
-
-    if problem.rules is None or not len(problem.rules.shared):
-        return False
-    return Formulation.count_variables(problem) - problem.n_candidates <= MipOptions().max_full_vars
 
 
 def _full_size(problem: Problem) -> int:
