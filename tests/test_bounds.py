@@ -52,3 +52,59 @@ def test_lagrangian_out_of_time_still_gives_the_simple_bound():
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
     late = lagrangian_upper_bound(p, 0.0, iterations=100, deadline=time.perf_counter() - 1.0)
     assert late == pytest.approx(simple_upper_bound(p), rel=1e-12)
+
+
+def _dense_lagrangian(problem, incumbent: float, iterations: int) -> float:
+    """The subgradient method of lagrangian_upper_bound written the plain way: dense
+    multipliers and a dense subgradient rebuilt every iteration."""
+    from qpmopt.bounds import _pair_floor
+
+    A, k, n_sel = problem.A, problem.k, problem.n_features
+    n_c = A.shape[0]
+    base = problem.B - 0.5 * _pair_floor(problem)
+    mu, best, theta, stall = np.zeros_like(A), np.inf, 1.0, 0
+    for _ in range(iterations):
+        reduced = A - mu
+        top_w = np.argsort(-reduced, axis=1, kind="stable")[:, :k]
+        feat = base + mu.sum(axis=0)
+        top_s = np.argsort(-feat, kind="stable")[:n_sel]
+        value = float(np.take_along_axis(reduced, top_w, axis=1).sum()) + float(feat[top_s].sum())
+        if value < best - 1e-12 * max(1.0, abs(best)) or not np.isfinite(best):
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall >= 10:
+                theta, stall = theta / 2, 0
+        g = np.zeros_like(A)
+        g[:, top_s] = 1.0
+        g[np.arange(n_c)[:, None], top_w] -= 1.0
+        norm = float((g * g).sum())
+        if norm == 0 or value - incumbent <= 1e-9 * max(1.0, abs(incumbent)):
+            break
+        mu = np.maximum(0.0, mu - theta * (value - incumbent) / norm * g)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sparse_multiplier_updates_give_the_dense_method_s_bound(seed):
+    # continuous random data: no ties, so both pick the same top-k every iteration
+    rng = np.random.default_rng(seed)
+    A, R, B = random_instance(rng, 30, 60, negative_r=bool(seed % 2))
+    p = qpmopt.Problem.from_arrays(A, R, B, k=3, n_features=12)
+    incumbent = qpmopt.solve_problem(p, backend="localsearch").objective
+    assert lagrangian_upper_bound(p, incumbent, iterations=150) == pytest.approx(
+        _dense_lagrangian(p, incumbent, 150), rel=1e-10)
+
+
+def test_an_iteration_that_cannot_fit_returns_the_floor_without_work():
+    rng = np.random.default_rng(0)
+    A, R, B = random_instance(rng, 5, 9)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    calls = []
+
+    def clock():
+        calls.append(1)
+        return 10.0
+
+    assert lagrangian_upper_bound(p, 0.0, deadline=11.0, clock=clock, floor=123.0, iteration_seconds=2.0) == 123.0
+    assert lagrangian_upper_bound(p, 0.0, deadline=11.0, clock=clock, floor=1e9, iteration_seconds=0.5) < 1e9

@@ -120,7 +120,7 @@ class AutoBackend(Backend):
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
-        bound_seconds = max(min(3.0, 0.05 * config.time_limit), 2.0 * iteration_seconds) if timed else None
+        bound_seconds = max(min(3.0, 0.05 * config.time_limit), 8.0 * iteration_seconds) if timed else None
         anneal_config = config
         if timed:
             # The bound comes after the annealer: its time is taken from the annealer's.
@@ -157,8 +157,10 @@ class AutoBackend(Backend):
         value = objective_terms(problem, raw.selection, raw.assignment).total
         # its own share, never past the limit (with the SDP bound the rest is the SDP's)
         deadline = min(config.clock() + bound_seconds, config.deadline()) if timed else None
+        # one iteration costs a few simple bounds (a top-k pass, its updates, its copies)
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
-                                           deadline=deadline, clock=config.clock, floor=floor)
+                                           deadline=deadline, clock=config.clock, floor=floor,
+                                           iteration_seconds=4.0 * iteration_seconds if timed else None)
         if use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
             tighten_with_sdp(problem, config, value, raw)
