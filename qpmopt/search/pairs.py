@@ -123,9 +123,6 @@ class _Budget:
     def left(self) -> bool:
         return self.moves > 0 and (self.deadline is None or self.clock() < self.deadline)
 
-    def seconds(self) -> float | None:
-        return None if self.deadline is None else self.deadline - self.clock()
-
 
 def _construct(state: _State, rng: np.random.Generator, noise: float, keep: np.ndarray | None = None) -> np.ndarray:
     """Sets placed class by class, the class with the fewest sets left that meet its placed
