@@ -137,7 +137,7 @@ def sdp_seconds(problem: Problem, option: bool | None, time_limit: float, share:
     """
     if option is False or problem.n_features < 2:
         return 0.0
-    if option is None and problem.n_candidates > SDP_MAX_FEATURES:
+    if option is None and not sdp_applicable(problem):  # the size check
         return 0.0
     grant = share * time_limit
     need = estimated_seconds(problem)

@@ -115,8 +115,9 @@ class AutoBackend(Backend):
         else:  # without a limit it runs its fixed schedule
             sdp_time = 0.0
             use_sdp = sdp_wanted(problem, options.sdp_bound, None)
-        # The simple bound costs about one Lagrangian iteration: measured, it sizes the time
-        # kept for the bound (at ImageNet-21k scale an iteration takes seconds).
+        # The simple bound is one top-k pass, a Lagrangian iteration about four of them (with
+        # its updates): measured, it sizes the time kept for the bound and says whether a
+        # first iteration fits (at ImageNet-21k scale an iteration takes seconds).
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
@@ -157,7 +158,6 @@ class AutoBackend(Backend):
         value = objective_terms(problem, raw.selection, raw.assignment).total
         # its own share, never past the limit (with the SDP bound the rest is the SDP's)
         deadline = min(config.clock() + bound_seconds, config.deadline()) if timed else None
-        # one iteration costs a few simple bounds (a top-k pass, its updates, its copies)
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
                                            deadline=deadline, clock=config.clock, floor=floor,
                                            iteration_seconds=4.0 * iteration_seconds if timed else None)

@@ -201,9 +201,10 @@ def _unique_assignment(A_sel: np.ndarray, k: int, group_size: np.ndarray, deadli
     other class shares it), so the smaller matching is exact; it is built sparse (each
     participant has a few listed subsets and its private column) and solved component by
     component (:func:`_matching_by_component`), which keeps it at ImageNet-21k scale to
-    thousands of rows and edges instead of a dense classes x classes matrix.  When another round would end past ``deadline`` (a ``clock()`` value), the
-    classes still on their private column are repaired greedily (:func:`_repair`): the
-    result is feasible but not proven best.
+    thousands of rows and edges instead of a dense classes x classes matrix.  When another
+    round would end past ``deadline`` (a ``clock()`` value), the classes still on their
+    private column are repaired greedily (:func:`_repair`): the result is feasible but not
+    proven best.
     """
     n_c, m = A_sel.shape
     listed = np.where(group_size > 1, group_size + 1, 1).astype(np.int64)

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
 from qpmopt.problem import Problem
+from qpmopt.search.assignment import _top_subsets
 from qpmopt.search.neighbourhood import rule_scores
 
 __all__ = ["pair_assignment"]
@@ -155,8 +156,7 @@ def _construct(state: _State, rng: np.random.Generator, noise: float, keep: np.n
         p = p[placed[p]]
         if not p.size:
             return state.own[c]
-        allowed = [state.count] if state.exact else list(range(state.count, k + 1))
-        parts = [state.own[c]] + [state._sharing(c, sets[p[0]], j) for j in allowed]
+        parts = [state.own[c]] + [state._sharing(c, sets[p[0]], j) for j in state.allowed]
         return _distinct(state, np.concatenate(parts))
 
     def place(c: int, t: np.ndarray) -> None:
@@ -167,8 +167,6 @@ def _construct(state: _State, rng: np.random.Generator, noise: float, keep: np.n
 
     def root_candidates(c: int) -> np.ndarray:
         # the class's own best sets and the best sets of its partners' summed scores
-        from qpmopt.search.assignment import _top_subsets
-
         p = state.partners[c]
         pooled = scores[c] + scores[p].sum(axis=0) if p.size else scores[c]
         subs, _ = _top_subsets(pooled, k, _OWN_BEST)
@@ -192,13 +190,8 @@ def _construct(state: _State, rng: np.random.Generator, noise: float, keep: np.n
                                       axis=2)[..., 0]
         return value + (inside.sum(axis=2) - inside.min(axis=2) + best_out).sum(axis=0)
 
-    def onehot(cand: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(cand), state.m_sel), dtype=np.float32)
-        out[np.arange(len(cand))[:, None], cand] = 1.0
-        return out
-
-    def leaves_room(c: int, t: np.ndarray) -> bool:
-        # after c takes t: every waiting class (an unplaced class with a placed partner)
+    def leaves_room(t: np.ndarray, partner_set: set[int]) -> bool:
+        # after a class with partners ``partner_set`` takes t: every waiting class (an unplaced class with a placed partner)
         # keeps a set that meets its placed partners, and with uniqueness they can all
         # have different ones (a bipartite matching of waiting classes to sets)
         t_hot = np.zeros(state.m_sel, dtype=bool)
@@ -246,9 +239,9 @@ def _construct(state: _State, rng: np.random.Generator, noise: float, keep: np.n
         if ok.any():
             # best first: a few, then (rarely needed, and slower) every set that meets the rules
             ranked = np.argsort(-np.where(ok, value, -np.inf), kind="stable")[: int(ok.sum())]
-            pick = next((j for j in ranked[:_TRIES] if leaves_room(c, cand[j])), None)
+            pick = next((j for j in ranked[:_TRIES] if leaves_room(cand[j], partner_set)), None)
             if pick is None:
-                pick = next((j for j in ranked[_TRIES:] if leaves_room(c, cand[j])), ranked[0])
+                pick = next((j for j in ranked[_TRIES:] if leaves_room(cand[j], partner_set)), ranked[0])
             place(c, cand[pick])
         else:  # nothing meets every placed partner: the set breaking fewest rules
             viol = np.zeros(len(cand))
@@ -325,7 +318,10 @@ class _State:
         self.scale = float(np.abs(problem.A).max()) or 1.0  # of the scores without the rules' shifts
         self.count = 0 if rules is None else int(rules.shared_count)
         self.exact = True if rules is None else bool(rules.shared_exact)
+        # how many features of a partner's set a class's set may share
+        self.allowed = [self.count] if self.exact else list(range(self.count, self.k + 1))
         self.partners: list[np.ndarray] = [np.zeros(0, np.int64)] * self.n_c
+        self.pairs = np.zeros((0, 2), np.int64) if rules is None else rules.shared
         if rules is not None and len(rules.shared):
             lists: list[list[int]] = [[] for _ in range(self.n_c)]
             for a, b in rules.shared:
@@ -345,8 +341,6 @@ class _State:
         self.own = [self._own_best(c) for c in range(self.n_c)]
 
     def _own_best(self, c: int) -> np.ndarray:
-        from qpmopt.search.assignment import _top_subsets
-
         subsets, _ = _top_subsets(self.scores[c], self.k, _OWN_BEST)
         return np.sort(np.array(subsets, dtype=np.int64).reshape(-1, self.k), axis=1)
 
@@ -380,10 +374,10 @@ class _State:
     def broken_classes(self) -> np.ndarray:
         """Classes in a broken shared pair or (with uniqueness) a collision."""
         bad = np.zeros(self.n_c, dtype=bool)
-        for c in range(self.n_c):
-            p = self.partners[c]
-            if p.size and self._pair_broken(self.member[p][:, self.sets[c]].sum(axis=1)).any():
-                bad[c] = True
+        a, b = self.pairs[:, 0], self.pairs[:, 1]
+        broken = self._pair_broken((self.member[a] & self.member[b]).sum(axis=1))
+        bad[a[broken]] = True
+        bad[b[broken]] = True
         if self.unique:
             counts = np.array([self.taken[int(h)] for h in self.key])
             bad |= counts > 1
@@ -401,12 +395,11 @@ class _State:
         return viol
 
     def candidates(self, c: int) -> np.ndarray:
-        """Candidate k-sets of class ``c`` (``(n, k)`` positions, sorted rows, distinct)."""
+        """Candidate k-sets of class ``c`` (``(n, k)`` positions, distinct sets; a row's
+        order is not sorted): its own best sets, its one-swap neighbours and the sets
+        around each partner's that meet the pair rule."""
         parts = [self.own[c], _one_swap(self.sets[c], self.m_sel)]
-        allowed = [self.count] if self.exact else list(range(self.count, self.k + 1))
-        for d in self.partners[c]:
-            for j in allowed:
-                parts.append(self._sharing(c, self.sets[d], j))
+        parts += [self._sharing(c, self.sets[d], j) for d in self.partners[c] for j in self.allowed]
         return _distinct(self, np.concatenate(parts))
 
     def _sharing(self, c: int, base: np.ndarray, j: int) -> np.ndarray:
@@ -414,11 +407,11 @@ class _State:
         most :data:`_PER_PARTNER`, else each j-subset of ``base`` completed by class
         ``c``'s best positions outside it."""
         k, m_sel = self.k, self.m_sel
-        outside = np.setdiff1d(np.arange(m_sel), base)
         if j == k:
             return base[None].copy()
         if j == k - 1:
             return _one_swap(base, m_sel)
+        outside = np.setdiff1d(np.arange(m_sel), base)
         inner = list(itertools.combinations(base.tolist(), j))
         n_outer = math.comb(outside.size, k - j)
         if n_outer == 0:
