@@ -211,3 +211,18 @@ def test_constructive_assignment_under_shared_pairs_is_feasible_and_never_above_
         assert_feasible_by_hand(selection, W, inst.k, inst.n_features, True)
         assert_rules_hold_by_hand(selection, W, rules, inst.k)
     assert z_greedy <= z_exact + 1e-9
+
+
+@pytest.mark.solver("highs")
+def test_highs_never_calls_its_warm_start_optimal_when_it_found_better():
+    # Found by hypothesis (test_every_backend_honours_random_rules): HiGHS 1.16, with
+    # presolve and the warm start given, reported the relaxed model's optimum 5.440 but
+    # handed back the warm start (4.892), which the driver then reported as proven optimal;
+    # the true optimum under uniqueness is 5.095.
+    rules = {"require_pairs": [(2, 6), (3, 2)]}
+    A, R, B = small_arrays(0, n_c=4, n_f=7)
+    truth = oracle_with_rules(A, R, B, 2, 4, True, rules)
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=4, unique=True, constraints=rules, backend="highs",
+                                  time_limit=20)
+    assert sol.status is Status.OPTIMAL
+    assert sol.objective == pytest.approx(truth, abs=1e-9)
