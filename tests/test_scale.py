@@ -276,3 +276,25 @@ def test_auto_swap_search_first_is_never_below_localsearch():
                                           "sdp_bound": False})
     assert au.info["auto_path"] == "localsearch+anneal"
     assert au.objective >= ls.objective - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_exact_path_warm_start_is_never_below_localsearch(monkeypatch, seed):
+    # An annealer with no time to step (in a fresh process its torch import took the whole
+    # warm share of a 10 s limit) returns its start: the warm start HiGHS gets must still be
+    # at least localsearch's answer.
+    def no_steps(self, problem, config, options):
+        from qpmopt.search import evaluate_selection, greedy_selection
+
+        start = config.warm_start if config.warm_start is not None else greedy_selection(problem)
+        W, _ = evaluate_selection(problem, start)
+        return qpmopt.BackendResult(start, W, qpmopt.Termination.TIME_LIMIT)
+
+    monkeypatch.setattr(AnnealBackend, "solve", no_steps)
+    inst = generate("small", seed=seed)
+    args = (*inst.arrays(), inst.k)
+    ls = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="localsearch")
+    au = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="auto", time_limit=3,
+                                 options={"bruteforce_limit": 0, "sdp_bound": False})
+    assert au.info["auto_path"] == "anneal+highs"
+    assert au.info["warm_start_objective"] >= ls.objective - 1e-9
