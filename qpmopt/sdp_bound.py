@@ -44,6 +44,7 @@ from scipy.optimize import Bounds, minimize
 from scipy.special import expit
 
 from qpmopt.problem import Problem
+from qpmopt.threads import single_threaded_blas
 
 __all__ = [
     "SDP_MAX_FEATURES",
@@ -62,11 +63,12 @@ __all__ = [
 #: not beat the Lagrangian bound in that time); callers skip it there.
 SDP_MAX_FEATURES = 400
 
-#: Seconds of a full default schedule per second of one evaluation timed up front:
-#: about 700 steps, each costing 2 to 5 times the up-front evaluation once the optimiser's
-#: own work and the harder matrices met later are counted (calibrated on medium-1 and on
-#: a 512-candidate instance).
-_COST_FACTOR = 3000
+#: Seconds of a full default schedule per second of one evaluation timed up front, both on
+#: one BLAS thread: about 700 evaluations, each costing about the up-front one once the
+#: optimiser's own work is counted (small-1: 640 in 0.86 s, 0.9 ms up front; medium-1: 711
+#: in 12.1 s, 13 to 17 ms up front).  On two threads it was 3 000 and every step several
+#: times slower (:mod:`qpmopt.threads`).
+_COST_FACTOR = 1000
 
 #: Smoothing stages, in units of the largest matrix entry: large first (an easy, smooth
 #: function), then smaller (closer to the exact dual function).  Measured on medium-1.
@@ -114,10 +116,10 @@ SDP_MAX_SHARE = 0.8
 
 #: How much longer than the time it gets the schedule may be predicted to take, and the
 #: bound still run: cut at half it is still far tighter than the Lagrangian bound
-#: (medium-1, whose schedule takes about 45 s: 35% above the best known after 15 s, 13%
-#: after 22 s, 4.2% after 30 s, 3.2% at the end; the Lagrangian bound 34%), cut at a
-#: third it is not.  The prediction itself varies by a fifth from call to call (40 to 48 s
-#: on medium-1), so a factor near 1 would still decide by chance.
+#: (medium-1, measured when its schedule took about 45 s on two BLAS threads: 35% above the
+#: best known after a third of it, 13% after half, 4.2% after two thirds, 3.2% at the end;
+#: the Lagrangian bound 34%), cut at a third it is not.  The prediction itself varies by a
+#: fifth from call to call, so a factor near 1 would still decide by chance.
 SDP_OVERRUN = 2.0
 
 
@@ -150,14 +152,16 @@ def sdp_seconds(problem: Problem, option: bool | None, time_limit: float, share:
 
 def estimated_seconds(problem: Problem) -> float:
     """Time the default schedule is expected to take on this machine, from one timed
-    evaluation (the faster of two, the first pays for allocations)."""
+    evaluation (the faster of two, the first pays for allocations), on one BLAS thread as
+    the bound runs."""
     dual, _ = _scaled_dual(problem)
     y = np.zeros(dual.layout.size)
     best = np.inf
-    for _ in range(2):
-        t0 = time.perf_counter()
-        dual.smooth(y, DEFAULT_SCHEDULE[0])
-        best = min(best, time.perf_counter() - t0)
+    with single_threaded_blas():
+        for _ in range(2):
+            t0 = time.perf_counter()
+            dual.smooth(y, DEFAULT_SCHEDULE[0])
+            best = min(best, time.perf_counter() - t0)
     return _COST_FACTOR * best
 
 
@@ -329,8 +333,22 @@ def sdp_upper_bound(
             the best bound so far is returned with ``stopped="interrupted"``.
         verbose: print one progress line per smoothing level to stderr.
 
-    Deterministic without a deadline.  Memory: ``O(n_f^2 + n_c n_f)`` floats.
+    Deterministic without a deadline.  Memory: ``O(n_f^2 + n_c n_f)`` floats.  Runs its
+    dense kernels on one BLAS thread (:mod:`qpmopt.threads` says why).
     """
+    with single_threaded_blas():
+        return _sdp_upper_bound(problem, deadline, target, schedule, iterations_per_stage, should_stop, verbose)
+
+
+def _sdp_upper_bound(
+    problem: Problem,
+    deadline: float | None,
+    target: float | None,
+    schedule: tuple[float, ...],
+    iterations_per_stage: int,
+    should_stop: Callable[[], bool] | None,
+    verbose: bool,
+) -> SdpBound:
     t0 = time.perf_counter()
     dual, scale = _scaled_dual(problem)
     layout = dual.layout

@@ -217,3 +217,18 @@ def test_sdp_time_is_none_above_the_size_unless_forced(monkeypatch):
     big = qpmopt.Problem.from_arrays(np.ones((2, sdp.SDP_MAX_FEATURES + 1)), None, None, k=2, n_features=4)
     assert sdp.sdp_seconds(big, None, 60.0, 0.5) == 0.0
     assert sdp.sdp_seconds(big, True, 60.0, 0.5) == 30.0
+
+
+def test_single_threaded_blas_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    from qpmopt.threads import single_threaded_blas
+
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert before, "numpy has a BLAS"
+    with pytest.raises(RuntimeError), single_threaded_blas():
+        inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        assert inside == [1] * len(before)
+        raise RuntimeError  # the limits come back on an exception too
+    after = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before
