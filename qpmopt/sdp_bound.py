@@ -168,11 +168,12 @@ def estimated_seconds(problem: Problem) -> float:
 class _Layout:
     """Packing of the multipliers into one vector (so that L-BFGS sees one variable)."""
 
-    def __init__(self, n_c: int, n_f: int) -> None:
+    def __init__(self, n_c: int, n_f: int, n_fixed: int = 0) -> None:
         self.n_c, self.n_f = n_c, n_f
         self.iu = np.triu_indices(n_f, 1)
-        names = ("mu", "alpha", "beta", "gamma", "delta", "N", "t")
-        sizes = (n_c * n_f, n_f, n_f, 1, 1, self.iu[0].size, n_c)
+        # phi: multipliers of s_f = 1 for the features a branch-and-bound node fixes in
+        names = ("mu", "alpha", "beta", "gamma", "delta", "N", "t", "phi")
+        sizes = (n_c * n_f, n_f, n_f, 1, 1, self.iu[0].size, n_c, n_fixed)
         self.slices = {}
         start = 0
         for name, size in zip(names, sizes):
@@ -195,12 +196,16 @@ class _Layout:
 class _Dual:
     """The dual function ``g`` of the relaxation, exact and smoothed, for scaled arrays."""
 
-    def __init__(self, A: np.ndarray, R: np.ndarray, B: np.ndarray, k: int, n_sel: int) -> None:
+    def __init__(self, A: np.ndarray, R: np.ndarray, B: np.ndarray, k: int, n_sel: int,
+                 fixed: np.ndarray | None = None) -> None:
         self.A, self.B, self.k, self.n = A, B, k, n_sel
         self.half_R = -0.5 * R
         n_c, n_f = A.shape
-        self.layout = _Layout(n_c, n_f)
+        # features constrained to s_f = 1 (a node of the branch and bound), as indices
+        self.fixed = np.zeros(0, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
+        self.layout = _Layout(n_c, n_f, self.fixed.size)
         self.trace = 1.0 + n_sel
+        self.last_s: np.ndarray | None = None  # the smoothed maximiser's s at the last smooth() call
 
     def matrix(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
         """``C(y)`` of size ``(n_f + 1, n_f + 1)`` and the constant term ``const(y)``."""
@@ -214,10 +219,14 @@ class _Dual:
         X[iu[1], iu[0]] += p["N"]
         X[np.diag_indices(n_f)] += alpha
         lin = self.B + p["mu"].sum(axis=0) - alpha - n * beta + gamma  # coefficient of s
+        const = -gamma * n - delta
+        if self.fixed.size:  # phi_f (1 - s_f)
+            lin[self.fixed] -= p["phi"]
+            const += float(p["phi"].sum())
         C[0, 1:] = 0.5 * lin
         C[1:, 0] = 0.5 * lin
         C[0, 0] = delta
-        return C, -gamma * n - delta
+        return C, const
 
     def exact(self, y: np.ndarray) -> tuple[float, float]:
         """``g(y)`` and a bound on its floating-point error."""
@@ -265,6 +274,8 @@ class _Dual:
         g[layout.slices["delta"]] = M[0, 0] - 1.0
         g[layout.slices["N"]] = 2.0 * X[layout.iu]
         g[layout.slices["t"]] = k - Wt.sum(axis=1)
+        g[layout.slices["phi"]] = 1.0 - s[self.fixed]
+        self.last_s = s / max(float(M[0, 0]), 1e-12)
 
         topk = np.sort(a, axis=1)[:, -k:]
         exact, err = self._value(const, topk, float(lam[-1]), C)

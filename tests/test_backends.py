@@ -60,6 +60,6 @@ def test_cpsat_scaled_objective_matches_recomputation():
 
 @pytest.mark.parametrize("backend", ["bruteforce", "localsearch", pytest.param("anneal", marks=pytest.mark.solver("anneal")),
                                      pytest.param("highs", marks=pytest.mark.solver("highs")),
-                                     pytest.param("cpsat", marks=pytest.mark.solver("cpsat"))])
+                                     pytest.param("cpsat", marks=pytest.mark.solver("cpsat")), "bnb"])
 def test_conformance_suite(backend):
     assert_backend_conforms(backend, seeds=range(3), time_limit=5)

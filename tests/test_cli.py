@@ -24,7 +24,7 @@ def test_version_and_solvers(runner):
     assert runner.invoke(main, ["--version"]).output.startswith("qpmopt, version")
     out = runner.invoke(main, ["solvers"])
     assert out.exit_code == 0
-    for name in ("bruteforce", "localsearch", "anneal", "highs", "cpsat", "pyomo", "auto"):
+    for name in ("bruteforce", "localsearch", "anneal", "highs", "cpsat", "pyomo", "bnb", "auto"):
         assert name in out.output
     out = runner.invoke(main, ["solvers", "--pyomo"])
     assert out.exit_code == 0 and "appsi_highs" in out.output

@@ -23,7 +23,7 @@ from qpmopt import Constraints, InfeasibleProblemError, ProblemError, Status, Ve
 from qpmopt.matrices import similar_class_pairs
 from qpmopt.solution import BackendResult, Termination
 
-EXACT = ["bruteforce", "highs", "cpsat", "pyomo"]
+EXACT = ["bruteforce", "highs", "cpsat", "pyomo", "bnb"]
 HEURISTIC = ["localsearch", "anneal", "auto"]
 
 

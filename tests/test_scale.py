@@ -295,6 +295,6 @@ def test_auto_exact_path_warm_start_is_never_below_localsearch(monkeypatch, seed
     args = (*inst.arrays(), inst.k)
     ls = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="localsearch")
     au = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="auto", time_limit=3,
-                                 options={"bruteforce_limit": 0, "sdp_bound": False})
+                                 options={"bruteforce_limit": 0, "bnb_max_candidates": 0, "sdp_bound": False})
     assert au.info["auto_path"] == "anneal+highs"
     assert au.info["warm_start_objective"] >= ls.objective - 1e-9

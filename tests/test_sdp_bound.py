@@ -124,7 +124,7 @@ def test_mip_driver_adds_the_sdp_bound_when_the_solver_does_not_finish():
 def test_auto_adds_the_sdp_bound_on_the_annealer_path():
     A, R, B = clash_instance(2)
     truth = oracle(A, R, B, 2, 4, True)
-    opts = {"exact_max_vars": 0, "bruteforce_limit": 0}
+    opts = {"exact_max_vars": 0, "bruteforce_limit": 0, "bnb_max_candidates": 0}
     sol = qpmopt.solve_assignment(A, R, B, 2, n_features=4, seed=0, options=opts)
     assert sol.info["auto_path"] == "anneal+sdp"
     assert sol.bound >= truth - 1e-9 and sol.bound == pytest.approx(sol.info["sdp_bound"]["value"])

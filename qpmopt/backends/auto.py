@@ -1,7 +1,9 @@
 """``auto``: pick a strategy from the instance size and what is installed.
 
 - tiny (at most ``bruteforce_limit`` selections): the exhaustive oracle, exact;
-- small (the strengthened full MILP has at most ``exact_max_vars`` variables and HiGHS is
+- small (at most ``bnb_max_candidates`` candidates): branch and bound over the selection
+  with semidefinite bounds (the ``bnb`` backend, :mod:`qpmopt.branch_bound`), exact;
+- small to medium (the strengthened full MILP has at most ``exact_max_vars`` variables and HiGHS is
   installed): the swap search and a short annealing run from its answer as warm start, then HiGHS on the full model for the
   rest of the time, so the answer is at least as good as the annealer's and comes with a
   proven bound (often optimality);
@@ -15,7 +17,7 @@
   :data:`~qpmopt.sdp_bound.SDP_MAX_SHARE`, :func:`~qpmopt.sdp_bound.sdp_seconds`), and
   the annealer the rest.
 
-Only the first two paths can prove optimality: :meth:`AutoBackend.capabilities_for` says
+Only the first three paths can prove optimality: :meth:`AutoBackend.capabilities_for` says
 which applies to a problem, and ``info["auto_path"]`` which was taken.
 
 Without a time limit every path runs a fixed amount of work, so the answer is the same on
@@ -53,6 +55,10 @@ class AutoOptions(BackendOptions):
     warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
     sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets, at least (sdp_bound.sdp_seconds)
+    # up to this many candidates: branch and bound with semidefinite bounds (the "bnb"
+    # backend), which proved small-1 and the small preset's seeds 0-5 optimal where HiGHS,
+    # given 60 s, stopped about 2% from a proof (benchmarks/results/bnb.json)
+    bnb_max_candidates: int = Field(100, ge=0)
     swap_search_first: bool | None = None  # localsearch before the annealer (None: SWAP_FIRST_MIN_CELLS on a CPU)
 
 
@@ -63,11 +69,13 @@ class AutoBackend(Backend):
     Options = AutoOptions
 
     def path(self, problem: Problem, options: AutoOptions | None = None) -> str:
-        """Which strategy ``problem`` gets: ``"bruteforce"``, ``"anneal+highs"`` or
+        """Which strategy ``problem`` gets: ``"bruteforce"``, ``"bnb"``, ``"anneal+highs"`` or
         ``"anneal"`` (see the module docstring)."""
         options = options or AutoOptions()
         if math.comb(problem.n_candidates, problem.n_features) <= options.bruteforce_limit:
             return "bruteforce"
+        if problem.n_candidates <= options.bnb_max_candidates:
+            return "bnb"
         if _available("highs") and _available("anneal") and _full_size(problem) <= options.exact_max_vars:
             return "anneal+highs"
         return "anneal"
@@ -81,6 +89,9 @@ class AutoBackend(Backend):
         if path == "bruteforce":
             oracle = get_backend("bruteforce")
             raw = oracle.solve(problem, config, oracle.Options())
+        elif path == "bnb":
+            bnb = get_backend("bnb")
+            raw = bnb.solve(problem, config, bnb.Options())
         elif path == "anneal+highs":
             raw = self._anneal_then_highs(problem, config, options)
         else:

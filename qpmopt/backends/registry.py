@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "highs": "qpmopt.backends.highs:HighsBackend",
     "cpsat": "qpmopt.backends.cpsat:CpSatBackend",
     "pyomo": "qpmopt.backends.pyomo_solver:PyomoBackend",
+    "bnb": "qpmopt.backends.bnb:BranchAndBoundBackend",
     "auto": "qpmopt.backends.auto:AutoBackend",
 }
 

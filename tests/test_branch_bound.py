@@ -1,0 +1,113 @@
+"""The branch and bound of qpmopt.branch_bound and the ``bnb`` backend, against the
+independent exhaustive oracle of tests/helpers.py."""
+
+from __future__ import annotations
+
+import time
+from unittest import mock
+
+import numpy as np
+import pytest
+from helpers import assert_feasible_by_hand, objective_by_hand, oracle, oracle_with_rules, random_instance
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import qpmopt
+import qpmopt.branch_bound as bb
+from qpmopt.instances import generate
+from qpmopt.solution import Status
+
+
+def _problem(seed: int, n_c: int, n_f: int, n_sel: int, k: int, unique: bool, negative_r: bool):
+    A, R, B = random_instance(np.random.default_rng(seed), n_c, n_f, negative_r=negative_r)
+    return (A, R, B), qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique)
+
+
+@st.composite
+def fixings(draw):
+    n_f = draw(st.integers(6, 9))
+    n_sel = draw(st.integers(4, 5))  # binomial(4, 2) = 6 keeps 5 classes unique
+    labels = draw(st.lists(st.sampled_from(["in", "out", "free"]), min_size=n_f, max_size=n_f))
+    include = [f for f, lab in enumerate(labels) if lab == "in"][: n_sel - 1]
+    exclude = [f for f, lab in enumerate(labels) if lab == "out"][: n_f - n_sel]
+    return (draw(st.integers(0, 2**16)), draw(st.integers(3, 5)), n_f, n_sel, draw(st.booleans()),
+            draw(st.booleans()), include, exclude)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=fixings())
+def test_node_bounds_are_never_below_the_best_selection_under_the_node(case):
+    seed, n_c, n_f, n_sel, unique, negative_r, include, exclude = case
+    (A, R, B), problem = _problem(seed, n_c, n_f, n_sel, 2, unique, negative_r)
+    truth = oracle_with_rules(A, R, B, 2, n_sel, unique, {"include_features": include, "exclude_features": exclude})
+    inc, exc = np.zeros(n_f, bool), np.zeros(n_f, bool)
+    inc[include], exc[exclude] = True, True
+    bounder = bb._Bounder(problem)
+    y0 = bb._zero_multipliers(bounder.A, 2)
+    optimised, _, y = bounder.bound(bb._Node(inc, exc, y0, np.inf), -np.inf, 40, (0.01,), None)
+    assert optimised >= truth - 1e-9
+    # at any multipliers (the inequality ones clipped non-negative), weak duality holds too
+    rng = np.random.default_rng(seed)
+    noisy = {name: arr + rng.normal(0.0, 0.3, arr.shape) for name, arr in y.items()}
+    assert bounder.exact_bound(inc, exc, noisy) >= truth - 1e-9
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), unique=st.booleans(), negative_r=st.booleans(), warm=st.booleans())
+def test_branch_and_bound_proves_the_oracles_optimum(seed, unique, negative_r, warm):
+    (A, R, B), problem = _problem(seed, 4, 9, 4, 2, unique, negative_r)
+    truth = oracle(A, R, B, 2, 4, unique)
+    start = None
+    if warm:
+        start = np.zeros(9, bool)
+        start[np.random.default_rng(seed).choice(9, 4, replace=False)] = True
+    # nodes are bounded and branched, not all scored at the root
+    with mock.patch.object(bb, "ENUMERATE_MAX", 2):
+        res = bb.branch_and_bound(problem, start)
+    assert res.proven and res.stopped == "done" and res.nodes >= 1
+    assert res.value == pytest.approx(truth, abs=1e-9)
+    assert_feasible_by_hand(res.selection, res.assignment, 2, 4, unique)
+    assert objective_by_hand(A, R, B, res.selection, res.assignment) == pytest.approx(truth, abs=1e-9)
+    assert truth - 1e-9 <= res.bound <= truth + 1e-8 * max(1.0, abs(truth))
+
+
+def test_workers_split_the_tree_and_agree_with_the_oracle():
+    (A, R, B), problem = _problem(7, 6, 13, 5, 2, True, True)
+    truth = oracle(A, R, B, 2, 5, True)
+    with mock.patch.object(bb, "ENUMERATE_MAX", 4), mock.patch.object(bb, "TASKS_PER_WORKER", 3):
+        res = bb.branch_and_bound(problem, None, workers=2)
+    assert res.proven and res.nodes > 6  # the root, the split and the workers' nodes
+    assert res.value == pytest.approx(truth, abs=1e-9)
+    assert_feasible_by_hand(res.selection, res.assignment, 2, 5, True)
+
+
+def test_a_stopped_search_keeps_its_incumbent_and_a_valid_bound():
+    (A, R, B), problem = _problem(3, 5, 10, 4, 2, True, False)
+    truth = oracle(A, R, B, 2, 4, True)
+    start = np.zeros(10, bool)
+    start[:4] = True
+    for kwargs, why in [({"deadline": time.perf_counter() - 1.0}, "deadline"),
+                        ({"should_stop": lambda: True}, "interrupted"),
+                        ({"node_limit": 1}, "node_limit")]:
+        with mock.patch.object(bb, "ENUMERATE_MAX", 2):
+            res = bb.branch_and_bound(problem, start, **kwargs)
+        assert res.stopped == why and not res.proven
+        assert np.array_equal(res.selection, start) or res.value > objective_by_hand(A, R, B, start, res.assignment)
+        assert res.bound >= truth - 1e-9
+
+
+def test_bnb_backend_is_never_beaten_by_a_heuristic_on_the_small_preset():
+    inst = generate("small", seed=1)
+    args = (*inst.arrays(), inst.k)
+    sol = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="bnb", time_limit=120)
+    assert sol.status is Status.OPTIMAL and sol.info["nodes"] > 1
+    for other, opts in [("localsearch", None), ("anneal", {"max_steps": 2000})]:
+        rival = qpmopt.solve_assignment(*args, n_features=inst.n_features, backend=other, options=opts, seed=3)
+        assert rival.objective <= sol.objective + 1e-9
+
+
+def test_bnb_refuses_large_problems_by_name():
+    inst = generate("tiny", seed=0)
+    A = np.tile(inst.A, (1, 40))
+    with pytest.raises(qpmopt.ProblemTooLargeError, match="bnb"):
+        qpmopt.solve_assignment(A, None, None, inst.k, n_features=inst.n_features, backend="bnb")
