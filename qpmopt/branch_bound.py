@@ -16,9 +16,11 @@ and rules honoured, proven best) only where that beats the incumbent.  The searc
 first, branching on the free feature whose relaxed ``s`` is nearest one half, the side it
 leans to first.
 
-With ``workers > 1`` the tree is split after the root into subtrees that worker processes
-search on their own (each with the incumbent it was given, improved locally); the answer
-and the proof are the same as with one worker, the node counts may differ.
+With ``workers > 1``, once the root is branched, worker processes take open nodes from one
+queue, search a few nodes each and hand back what they left open; each task starts with
+the best answer known then.  The proven optimum is the same as with one worker; the node
+counts, and which of several equally good selections is returned, may differ from run to
+run.
 
 Rules: included and excluded features are fixed at the root; the other rules are dropped
 by the bound (it stays valid) and honoured by the exact assignment of every scored
@@ -63,9 +65,10 @@ NODE_ITERATIONS = 100
 BRANCH_CANDIDATES = 4
 _PHI_TRIALS = (-0.003, -0.01, -0.03, -0.1, -0.3)
 
-#: Open nodes per worker made before the tree is handed out (the subtrees differ in size
-#: by orders of magnitude; many small tasks keep both processes busy to the end).
-TASKS_PER_WORKER = 8
+#: Nodes a worker bounds per task before it hands back what it left open (the subtrees
+#: differ in size by orders of magnitude: short tasks from one shared queue keep every
+#: process busy to the end; handing out whole subtrees left one process idle for seconds).
+NODES_PER_TASK = 8
 
 
 @dataclass
@@ -417,9 +420,9 @@ def branch_and_bound(
             more), or ``None``.
         deadline: a ``time.perf_counter()`` value; the search stops there with the best
             answer and a valid bound (the largest over the open nodes).
-        node_limit: nodes bounded at most (``None``: none), per worker task when
-            ``workers > 1``; without a deadline it makes the answer the same on every
-            machine.
+        node_limit: nodes bounded at most (``None``: none); with one worker and no
+            deadline it makes the answer the same on every machine (with several, tasks
+            under way when it is reached finish their few nodes).
         workers: processes searching subtrees (1: this process only).
 
     Returns:
@@ -446,7 +449,7 @@ def branch_and_bound(
                 and (problem.rules is None or not len(problem.rules.shared)))
     with single_threaded_blas():
         stopped = search.run(stack, deadline=deadline, node_limit=node_limit, should_stop=should_stop,
-                             open_target=TASKS_PER_WORKER * workers if parallel else None)
+                             open_target=workers if parallel else None)
     open_bounds = [node.parent_bound for node in stack]
     nodes, enumerated = search.nodes, search.enumerated
     if stopped == "split":
@@ -471,39 +474,55 @@ def _init_worker(event) -> None:
     _STOP_EVENT = event
 
 
-def _subtree(problem: Problem, node: _Node, selection: np.ndarray | None, assignment: np.ndarray | None,
-             value: float, deadline: float | None, node_limit: int | None) -> dict:
-    """A worker task: search one subtree; what the caller merges.  ``deadline`` is a
-    ``time.perf_counter()`` value of the caller's (a system-wide monotonic clock)."""
+def _subtree(problem: Problem, nodes: list[_Node], selection: np.ndarray | None, assignment: np.ndarray | None,
+             value: float, deadline: float | None, budget: int) -> dict:
+    """A worker task: search from ``nodes`` for at most ``budget`` bounded nodes; what the
+    caller merges, with the nodes left open.  ``deadline`` is a ``time.perf_counter()``
+    value of the caller's (a system-wide monotonic clock)."""
     search = _Search(problem, selection, assignment, value, time.perf_counter())
-    stack = [node]
+    stack = list(nodes)
     event = _STOP_EVENT
     with single_threaded_blas():
-        stopped = search.run(stack, deadline=deadline, node_limit=node_limit,
+        stopped = search.run(stack, deadline=deadline, node_limit=budget,
                              should_stop=None if event is None else event.is_set)
     return {"selection": search.selection, "assignment": search.assignment, "value": search.value,
-            "pruned_max": search.pruned_max, "open": [nd.parent_bound for nd in stack], "stopped": stopped,
-            "nodes": search.nodes, "enumerated": search.enumerated}
+            "pruned_max": search.pruned_max, "open": stack, "stopped": stopped, "nodes": search.nodes,
+            "enumerated": search.enumerated}
 
 
 def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadline: float | None,
                   node_limit: int | None, workers: int, should_stop: Callable[[], bool] | None,
                   ) -> tuple[str, list[float], tuple[int, int]]:
-    """Hand the open nodes to ``workers`` processes; merge their answers into ``search``.
-    Returns ``(stopped, bounds of nodes left open, (nodes, enumerated))``."""
+    """Search ``stack`` with ``workers`` processes: a shared queue of open nodes, tasks of
+    at most :data:`NODES_PER_TASK` nodes that hand back what they left open, each started
+    with the best answer known then.  Merges into ``search``; returns ``(stopped, bounds
+    of the nodes left open, (nodes, enumerated))``."""
     ctx = multiprocessing.get_context("fork")
-    open_bounds: list[float] = []
+    event = ctx.Event()
+    queue = list(stack)  # last in, first out: depth first, as in one process
     stopped = "done"
     counts = [0, 0]
-    event = ctx.Event()
+    running: dict = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(event,)) as pool:
-        pending = {pool.submit(_subtree, problem, node, search.selection, search.assignment, search.value,
-                               deadline, node_limit): node for node in stack}
-        while pending:
-            done, _ = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+        while queue or running:
+            halted = stopped != "done" or event.is_set()
+            while queue and len(running) < 2 * workers and not halted:
+                if node_limit is not None and search.nodes + counts[0] >= node_limit:
+                    stopped = "node_limit"
+                    break
+                if deadline is not None and time.perf_counter() >= deadline:
+                    stopped = "deadline"
+                    break
+                task = [queue.pop()]
+                fut = pool.submit(_subtree, problem, task, search.selection, search.assignment, search.value,
+                                  deadline, NODES_PER_TASK)
+                running[fut] = task
+            if not running:
+                break
+            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
             for fut in done:
-                pending.pop(fut)
+                running.pop(fut)
                 out = fut.result()
                 counts[0] += out["nodes"]
                 counts[1] += out["enumerated"]
@@ -512,11 +531,11 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                         out["value"]
                     search.history.append((time.perf_counter() - search.t0, out["value"]))
                 search.pruned_max = max(search.pruned_max, out["pruned_max"])
-                open_bounds += out["open"]
-                if out["stopped"] != "done":
+                queue.extend(out["open"])
+                if out["stopped"] in ("deadline", "interrupted"):
                     stopped = out["stopped"]
-            if should_stop is not None and should_stop() and not event.is_set():
-                # the running tasks return at their next node with what they have; the
-                # queued ones start, see the event and return at once
+            if should_stop is not None and not event.is_set() and should_stop():
+                # the running tasks return at their next node with what they have
                 event.set()
-    return stopped, open_bounds, (counts[0], counts[1])
+                stopped = "interrupted"
+    return stopped, [node.parent_bound for node in queue], (counts[0], counts[1])

@@ -205,19 +205,26 @@ class _Dual:
         self.fixed = np.zeros(0, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
         self.layout = _Layout(n_c, n_f, self.fixed.size)
         self.trace = 1.0 + n_sel
+        iu, size = self.layout.iu, n_f + 1
+        self._upper = (iu[0] + 1) * size + iu[1] + 1  # flat positions in C of X's upper triangle
+        self._lower = (iu[1] + 1) * size + iu[0] + 1
+        self._diag = (np.arange(n_f) + 1) * (size + 1)
         self.last_s: np.ndarray | None = None  # the smoothed maximiser's s at the last smooth() call
 
     def matrix(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
         """``C(y)`` of size ``(n_f + 1, n_f + 1)`` and the constant term ``const(y)``."""
-        n_f, n, iu = self.layout.n_f, self.n, self.layout.iu
+        n_f, n = self.layout.n_f, self.n
         alpha, beta = p["alpha"], p["beta"]
         gamma, delta = float(p["gamma"][0]), float(p["delta"][0])
         C = np.empty((n_f + 1, n_f + 1))
         X = C[1:, 1:]
         np.add(self.half_R, 0.5 * (beta[:, None] + beta[None, :]), out=X)
-        X[iu] += p["N"]
-        X[iu[1], iu[0]] += p["N"]
-        X[np.diag_indices(n_f)] += alpha
+        # through precomputed flat positions: indexing with row and column arrays converts
+        # them to flat positions on every call (a tenth of a millisecond at 61 rows)
+        flat = C.reshape(-1)
+        flat[self._upper] += p["N"]
+        flat[self._lower] += p["N"]
+        flat[self._diag] += alpha
         lin = self.B + p["mu"].sum(axis=0) - alpha - n * beta + gamma  # coefficient of s
         const = -gamma * n - delta
         if self.fixed.size:  # phi_f (1 - s_f)

@@ -74,7 +74,7 @@ def test_branch_and_bound_proves_the_oracles_optimum(seed, unique, negative_r, w
 def test_workers_split_the_tree_and_agree_with_the_oracle():
     (A, R, B), problem = _problem(7, 6, 13, 5, 2, True, True)
     truth = oracle(A, R, B, 2, 5, True)
-    with mock.patch.object(bb, "ENUMERATE_MAX", 4), mock.patch.object(bb, "TASKS_PER_WORKER", 3):
+    with mock.patch.object(bb, "ENUMERATE_MAX", 4), mock.patch.object(bb, "NODES_PER_TASK", 2):
         res = bb.branch_and_bound(problem, None, workers=2)
     assert res.proven and res.nodes > 6  # the root, the split and the workers' nodes
     assert res.value == pytest.approx(truth, abs=1e-9)
@@ -111,3 +111,29 @@ def test_bnb_refuses_large_problems_by_name():
     A = np.tile(inst.A, (1, 40))
     with pytest.raises(qpmopt.ProblemTooLargeError, match="bnb"):
         qpmopt.solve_assignment(A, None, None, inst.k, n_features=inst.n_features, backend="bnb")
+
+
+_real_subtree = bb._subtree
+
+
+def _subtree_after_the_interrupt(*args):
+    bb._STOP_EVENT.wait(10)  # in the worker: start only once the caller has asked to stop
+    return _real_subtree(*args)
+
+
+def test_an_interrupt_reaches_the_workers():
+    (A, R, B), problem = _problem(7, 6, 13, 5, 2, True, True)
+    truth = oracle(A, R, B, 2, 5, True)
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 50  # past the split: the pool's polling asks from then on
+
+    with (mock.patch.object(bb, "ENUMERATE_MAX", 4), mock.patch.object(bb, "NODES_PER_TASK", 2),
+          mock.patch.object(bb, "_subtree", _subtree_after_the_interrupt)):
+        started = time.perf_counter()
+        res = bb.branch_and_bound(problem, None, workers=2, should_stop=should_stop)
+    assert res.stopped == "interrupted" and not res.proven
+    assert time.perf_counter() - started < 30
+    assert res.bound >= truth - 1e-9
