@@ -39,6 +39,7 @@ from itertools import combinations
 
 import numpy as np
 
+from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import _Dual, _Stop
 from qpmopt.search import best_assignment
@@ -280,6 +281,14 @@ def _score(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray | None, 
     return W, z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
 
 
+def _asks_to_stop(should_stop: Callable[[], bool]) -> bool:
+    """The caller's ``should_stop``; Ctrl-C raised from it counts as a request too."""
+    try:
+        return bool(should_stop())
+    except KeyboardInterrupt:
+        return True
+
+
 class _Search:
     """Depth-first search state: incumbent, open nodes, counters."""
 
@@ -309,7 +318,7 @@ class _Search:
         holds ``open_target`` nodes (``"split"``; nodes are then taken first in, first
         out, so that the open ones are large subtrees), or a limit."""
         while stack:
-            if should_stop is not None and should_stop():
+            if should_stop is not None and _asks_to_stop(should_stop):
                 return "interrupted"
             if deadline is not None and time.perf_counter() >= deadline:
                 return "deadline"
@@ -318,8 +327,14 @@ class _Search:
             if open_target is not None and len(stack) >= open_target:
                 return "split"
             node = stack.pop(0 if open_target is not None else -1)
-            for child in self._expand(node, deadline):
-                stack.append(child)
+            try:
+                children = self._expand(node, deadline)
+            except KeyboardInterrupt:
+                # Ctrl-C ends the search, not the caller's program; the node goes back so
+                # that its bound still counts
+                stack.append(node)
+                return "interrupted"
+            stack.extend(children)
         return "done"
 
     def _expand(self, node: _Node, deadline: float | None) -> list[_Node]:
@@ -459,8 +474,9 @@ def branch_and_bound(
         enumerated += extra[1]
     history += search.history
     proven = stopped == "done"
-    values = [search.value, search.pruned_max, *open_bounds]
-    bound = max(v for v in values if v is not None)
+    bound = max([search.value, search.pruned_max, *open_bounds])
+    if not np.isfinite(bound):  # stopped before the root was bounded
+        bound = simple_upper_bound(problem)
     return BranchAndBoundResult(search.selection, search.assignment, search.value, bound,
                                 proven and search.selection is not None, proven and search.selection is None,
                                 nodes, enumerated, stopped, history)
@@ -520,7 +536,12 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                 running[fut] = task
             if not running:
                 break
-            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+            try:
+                done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:  # the workers got it too and return what they have
+                event.set()
+                stopped = "interrupted"
+                continue
             for fut in done:
                 running.pop(fut)
                 out = fut.result()
@@ -534,7 +555,7 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                 queue.extend(out["open"])
                 if out["stopped"] in ("deadline", "interrupted"):
                     stopped = out["stopped"]
-            if should_stop is not None and not event.is_set() and should_stop():
+            if should_stop is not None and not event.is_set() and _asks_to_stop(should_stop):
                 # the running tasks return at their next node with what they have
                 event.set()
                 stopped = "interrupted"

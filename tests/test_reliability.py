@@ -118,7 +118,7 @@ def test_bad_call_arguments():
         qpmopt.solve_assignment(*args, n_features=4, backend="gurobi-nope")
 
 
-INTERRUPTIBLE = ["localsearch", "anneal", "highs", "cpsat", "bruteforce"]
+INTERRUPTIBLE = ["localsearch", "anneal", "highs", "cpsat", "bruteforce", "bnb"]
 
 
 @pytest.mark.parametrize("backend", INTERRUPTIBLE)
@@ -154,7 +154,7 @@ def test_keyboard_interrupt_returns_best_so_far(backend):
     assert sol.termination is Termination.INTERRUPTED and sol.objective is not None
 
 
-@pytest.mark.parametrize("backend", ["anneal", "highs", "localsearch", "bruteforce", "auto"])
+@pytest.mark.parametrize("backend", ["anneal", "highs", "localsearch", "bruteforce", "auto", "bnb"])
 def test_same_seed_same_answer(backend):
     inst = generate("tiny" if backend == "bruteforce" else "small", seed=5)
     opts = {"max_steps": 300} if backend == "anneal" else None

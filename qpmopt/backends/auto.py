@@ -81,8 +81,9 @@ class AutoBackend(Backend):
         return "anneal"
 
     def capabilities_for(self, problem: Problem) -> Capabilities:
-        exact = self.path(problem) != "anneal"
-        return dataclasses.replace(self.capabilities, exact=exact)
+        path = self.path(problem)
+        # bnb's workers may return another of two equally good selections (one thread: not)
+        return dataclasses.replace(self.capabilities, exact=path != "anneal", deterministic=path != "bnb")
 
     def solve(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
         path = self.path(problem, options)

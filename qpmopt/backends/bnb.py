@@ -31,14 +31,16 @@ class BranchAndBoundOptions(BackendOptions):
     """Options of ``bnb`` (``options=`` of :func:`qpmopt.solve_assignment`)."""
 
     workers: int | None = Field(None, ge=1)  # processes (None: config.threads, else the CPU count up to 4)
-    node_limit: int | None = Field(None, ge=1)  # nodes bounded at most, per worker task (None: no limit)
+    node_limit: int | None = Field(None, ge=1)  # nodes bounded at most (None: no limit; see branch_and_bound)
     warm_share: float = Field(0.1, ge=0.0, le=1.0)  # share of the time limit for the swap search start
     warm_rounds: int = Field(300, ge=0)  # its rounds at most
 
 
 class BranchAndBoundBackend(Backend):
     name = "bnb"
-    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=True)
+    # One worker (threads=1) gives the same answer on every run; with several, the proven
+    # optimum is the same but which of two equally good selections comes back can vary.
+    capabilities = Capabilities(exact=True, proves_bound=True, deterministic=False)
     Options = BranchAndBoundOptions
 
     def solve(self, problem: Problem, config: SolverConfig, options: BranchAndBoundOptions) -> BackendResult:
@@ -46,6 +48,7 @@ class BranchAndBoundBackend(Backend):
             raise ProblemTooLargeError(
                 f"bnb: {problem.n_candidates} candidate features exceeds {BNB_MAX_CANDIDATES}; use 'auto' or 'highs'")
         timed = config.time_limit is not None
+        node_limit, asked_to_stop = options.node_limit, False
         if config.warm_start is not None:
             start = config.warm_start
         else:
@@ -58,17 +61,19 @@ class BranchAndBoundBackend(Backend):
                 deadline=config.start_time + options.warm_share * config.time_limit if timed else None,
                 should_stop=config.should_stop)
             start = ils.selection
+            if ils.interrupted:  # the caller asked to stop: the start and a bound, no search
+                node_limit, asked_to_stop = 0, True
         workers = options.workers or config.threads or min(4, os.cpu_count() or 1)
         # the search keeps time.perf_counter() deadlines (its workers share that clock)
         deadline = time.perf_counter() + config.remaining() if timed else None
         began = config.clock() - config.start_time
-        res = branch_and_bound(problem, start, deadline=deadline, node_limit=options.node_limit, workers=workers,
-                               should_stop=config.should_stop)
+        res = branch_and_bound(problem, start, deadline=deadline, node_limit=node_limit, workers=workers,
+                               should_stop=None if asked_to_stop else config.should_stop)
         if res.proven:
             term = Termination.OPTIMAL
         elif res.infeasible:
             term = Termination.INFEASIBLE
-        elif res.stopped == "interrupted":
+        elif res.stopped == "interrupted" or asked_to_stop:
             term = Termination.INTERRUPTED
         elif res.stopped == "node_limit":
             term = Termination.ITERATION_LIMIT
