@@ -1,10 +1,9 @@
 """How many threads the BLAS behind numpy and scipy may use, for small dense kernels.
 
 Why: on a 2-core machine OpenBLAS's default two threads made the semidefinite bound's
-eigendecompositions (matrices of 61 to 257 rows) and L-BFGS steps several times slower
-than one thread (small-1's full schedule 6.3 s against 0.86 s, medium-1's first 235
-evaluations 11.7 s against 3.8 s): at those sizes the threads' hand-over costs more than
-the arithmetic they share.
+eigendecompositions (matrices of 61 to 257 rows) and optimiser steps several times slower
+than one thread: at those sizes handing work between threads costs more than the
+arithmetic they share (benchmarks/results/blas_threads.json).
 """
 
 from __future__ import annotations

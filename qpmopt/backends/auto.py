@@ -1,12 +1,14 @@
 """``auto``: pick a strategy from the instance size and what is installed.
 
 - tiny (at most ``bruteforce_limit`` selections): the exhaustive oracle, exact;
-- small (at most ``bnb_max_candidates`` candidates): branch and bound over the selection
-  with semidefinite bounds (the ``bnb`` backend, :mod:`qpmopt.branch_bound`), exact;
-- small to medium (the strengthened full MILP has at most ``exact_max_vars`` variables and HiGHS is
-  installed): the swap search and a short annealing run from its answer as warm start, then HiGHS on the full model for the
-  rest of the time, so the answer is at least as good as the annealer's and comes with a
-  proven bound (often optimality);
+- small (the strengthened full MILP has at most ``exact_max_vars`` variables, HiGHS and
+  the annealer installed) with at most ``bnb_max_candidates`` candidates: branch and bound
+  over the selection with semidefinite bounds (the ``bnb`` backend,
+  :mod:`qpmopt.branch_bound`), exact;
+- small, more candidates: the iterated swap search and a short annealing run from its
+  answer as warm start, then HiGHS on the full model for the rest of the time, so the
+  answer is at least as good as the annealer's and comes with a proven bound (often
+  optimality);
 - everything else: the annealer (GPU when present; on a CPU from
   :data:`SWAP_FIRST_MIN_CELLS` on, started from localsearch's answer, the better kept), whose final step already assigns the
   classes exactly (uniqueness included) and polishes with best-improvement swaps; then
@@ -55,9 +57,10 @@ class AutoOptions(BackendOptions):
     warm_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of the time given to the annealer before HiGHS
     sdp_bound: bool | None = None  # semidefinite bound after annealing (None: up to SDP_MAX_FEATURES)
     sdp_share: float = Field(0.5, ge=0.0, le=1.0)  # share of the time limit it gets, at least (sdp_bound.sdp_seconds)
-    # up to this many candidates: branch and bound with semidefinite bounds (the "bnb"
-    # backend), which proved small-1 and the small preset's seeds 0-5 optimal where HiGHS,
-    # given 60 s, stopped about 2% from a proof (benchmarks/results/bnb.json)
+    # up to this many candidates, where the full model is small: branch and bound with
+    # semidefinite bounds (the "bnb" backend); in benchmarks/results/bnb.json it proved
+    # small-1 optimal in 7.5 s, where HiGHS stopped 1.9% from a proof, and the small
+    # preset's seeds 0-5 in at most 9.2 s (HiGHS: up to 20.8 s)
     bnb_max_candidates: int = Field(100, ge=0)
     swap_search_first: bool | None = None  # localsearch before the annealer (None: SWAP_FIRST_MIN_CELLS on a CPU)
 
@@ -74,10 +77,9 @@ class AutoBackend(Backend):
         options = options or AutoOptions()
         if math.comb(problem.n_candidates, problem.n_features) <= options.bruteforce_limit:
             return "bruteforce"
-        if problem.n_candidates <= options.bnb_max_candidates:
-            return "bnb"
         if _available("highs") and _available("anneal") and _full_size(problem) <= options.exact_max_vars:
-            return "anneal+highs"
+            # where the full model is small: with few candidates the tree search proves more
+            return "bnb" if problem.n_candidates <= options.bnb_max_candidates else "anneal+highs"
         return "anneal"
 
     def capabilities_for(self, problem: Problem) -> Capabilities:
