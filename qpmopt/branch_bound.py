@@ -300,7 +300,10 @@ class _Search:
         self.t0 = t0
         self.history: list[tuple[float, float]] = []
         self.nodes = self.enumerated = 0
-        self.pruned_max = -np.inf  # the largest bound of a node closed without being searched
+        # the largest bound over what left the stack without being searched to the end:
+        # pruned nodes, and the selections a deadline kept a small node from scoring
+        self.closed_bound = -np.inf
+        self.cut_short = False  # a deadline stopped a small node's scoring
 
     def root(self) -> _Node:
         rules, n_f = self.problem.rules, self.problem.n_candidates
@@ -335,20 +338,22 @@ class _Search:
                 stack.append(node)
                 return "interrupted"
             stack.extend(children)
+            if self.cut_short:
+                return "deadline"
         return "done"
 
     def _expand(self, node: _Node, deadline: float | None) -> list[_Node]:
         """Bound, score or branch one node; its children, the side to search first last."""
         problem = self.problem
         if self._closes(node.parent_bound):  # the incumbent rose since the node was made
-            self.pruned_max = max(self.pruned_max, node.parent_bound)
+            self.closed_bound = max(self.closed_bound, node.parent_bound)
             return []
         free = np.flatnonzero(~node.include & ~node.exclude)
         r = problem.n_features - int(node.include.sum())
         if r < 0 or r > free.size:
             return []  # no selection under this node
         if math.comb(free.size, r) <= ENUMERATE_MAX:
-            self._enumerate(np.flatnonzero(node.include), free, r)
+            self._enumerate(np.flatnonzero(node.include), free, r, deadline)
             return []
         self.nodes += 1
         root = node.depth == 0
@@ -357,7 +362,7 @@ class _Search:
                                          ROOT_TAUS if root else NODE_TAUS, deadline)
         bound = min(bound, node.parent_bound)
         if self._closes(bound):
-            self.pruned_max = max(self.pruned_max, bound)
+            self.closed_bound = max(self.closed_bound, bound)
             return []
         f = self._branch_feature(node, s, y)
         inc, exc = node.include.copy(), node.exclude.copy()
@@ -402,11 +407,18 @@ class _Search:
                 best_f, best_score = f, score
         return best_f
 
-    def _enumerate(self, include: np.ndarray, free: np.ndarray, r: int) -> None:
+    def _enumerate(self, include: np.ndarray, free: np.ndarray, r: int, deadline: float | None) -> None:
         sels, values = _relaxed_values(self.problem, include, free, r)
         for i in np.argsort(-values, kind="stable"):
             if self._closes(values[i]):
-                self.pruned_max = max(self.pruned_max, float(values[i]))
+                self.closed_bound = max(self.closed_bound, float(values[i]))
+                return
+            # each exact assignment under shared pairs is a HiGHS solve: a time limit must
+            # be able to cut the scoring short (the unscored selections' largest value
+            # then bounds the rest)
+            if deadline is not None and time.perf_counter() >= deadline:
+                self.closed_bound = max(self.closed_bound, float(values[i]))
+                self.cut_short = True
                 return
             self.enumerated += 1
             W, z = _score(self.problem, sels[i])
@@ -474,7 +486,7 @@ def branch_and_bound(
         enumerated += extra[1]
     history += search.history
     proven = stopped == "done"
-    bound = max([search.value, search.pruned_max, *open_bounds])
+    bound = max([search.value, search.closed_bound, *open_bounds])
     if not np.isfinite(bound):  # stopped before the root was bounded
         bound = simple_upper_bound(problem)
     return BranchAndBoundResult(search.selection, search.assignment, search.value, bound,
@@ -502,7 +514,7 @@ def _subtree(problem: Problem, nodes: list[_Node], selection: np.ndarray | None,
         stopped = search.run(stack, deadline=deadline, node_limit=budget,
                              should_stop=None if event is None else event.is_set)
     return {"selection": search.selection, "assignment": search.assignment, "value": search.value,
-            "pruned_max": search.pruned_max, "open": stack, "stopped": stopped, "nodes": search.nodes,
+            "closed_bound": search.closed_bound, "open": stack, "stopped": stopped, "nodes": search.nodes,
             "enumerated": search.enumerated}
 
 
@@ -551,7 +563,7 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                     search.selection, search.assignment, search.value = out["selection"], out["assignment"], \
                         out["value"]
                     search.history.append((time.perf_counter() - search.t0, out["value"]))
-                search.pruned_max = max(search.pruned_max, out["pruned_max"])
+                search.closed_bound = max(search.closed_bound, out["closed_bound"])
                 queue.extend(out["open"])
                 if out["stopped"] in ("deadline", "interrupted"):
                     stopped = out["stopped"]

@@ -137,3 +137,21 @@ def test_an_interrupt_reaches_the_workers():
     assert res.stopped == "interrupted" and not res.proven
     assert time.perf_counter() - started < 30
     assert res.bound >= truth - 1e-9
+
+
+def test_a_deadline_cuts_the_scoring_of_a_small_node_short():
+    (A, R, B), problem = _problem(11, 5, 9, 4, 2, True, True)  # 126 selections: scored at the root
+    truth = oracle(A, R, B, 2, 4, True)
+    real_values = bb._relaxed_values
+
+    def slow_values(*args):  # the deadline passes while the node's selections are listed
+        time.sleep(0.2)
+        return real_values(*args)
+
+    with mock.patch.object(bb, "_relaxed_values", slow_values):
+        started = time.perf_counter()
+        res = bb.branch_and_bound(problem, None, deadline=started + 0.1)
+    assert res.stopped == "deadline" and not res.proven and res.enumerated == 0 and res.selection is None
+    assert time.perf_counter() - started < 1.0
+    # the largest unscored value bounds the node: never below the optimum
+    assert res.bound >= truth - 1e-9
