@@ -41,7 +41,7 @@ import numpy as np
 
 from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import _Dual, _Stop
+from qpmopt.sdp_bound import _Dual, _scale, _Stop
 from qpmopt.search import best_assignment
 from qpmopt.solution import OPTIMALITY_TOL
 from qpmopt.threads import single_threaded_blas
@@ -123,8 +123,7 @@ class _Bounder:
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
-        scale = max(float(np.abs(problem.A).max()), float(np.abs(problem.R).max()), float(np.abs(problem.B).max()))
-        self.scale = scale if scale > 0 else 1.0
+        self.scale = _scale(problem)
         self.A, self.R, self.B = problem.A / self.scale, problem.R / self.scale, problem.B / self.scale
 
     def _restrict(self, include: np.ndarray, exclude: np.ndarray, full: dict[str, np.ndarray],

@@ -315,11 +315,16 @@ def sdp_multiplier_count(problem: Problem) -> int:
     return _Layout(problem.n_classes, problem.n_candidates).size
 
 
-def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
-    # Work on matrices scaled to a largest entry of 1 so that the smoothing schedule does
-    # not depend on the caller's units; the bound is scaled back.
+def _scale(problem: Problem) -> float:
+    """The largest absolute entry of ``A``, ``R`` and ``B`` (1 when all are zero): the dual
+    works on the arrays divided by it, so that the smoothing schedule does not depend on
+    the caller's units; bounds are scaled back."""
     scale = max(float(np.abs(problem.A).max()), float(np.abs(problem.R).max()), float(np.abs(problem.B).max()))
-    scale = scale if scale > 0 else 1.0
+    return scale if scale > 0 else 1.0
+
+
+def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
+    scale = _scale(problem)
     # Problem guarantees a zero diagonal of R (the objective ignores it).
     return _Dual(problem.A / scale, problem.R / scale, problem.B / scale, problem.k, problem.n_features), scale
 
