@@ -122,6 +122,14 @@ SDP_MAX_SHARE = 0.8
 #: fifth from call to call, so a factor near 1 would still decide by chance.
 SDP_OVERRUN = 2.0
 
+#: The most time the bound is given, in units of its predicted schedule: the schedule and
+#: the finer levels that follow it while time remains took 1.6 times the prediction on
+#: medium-1 (benchmarks/results/sdp_gate.json: 19.2 to 20.5 s against 12.5 s), and little
+#: more comes after (eight more levels lowered that bound by 0.01%).  Granting half of a
+#: 60 s limit regardless kept HiGHS from proving the medium preset's seeds 1 and 2 inside
+#: auto, which it does alone in 24 to 28 s.
+SDP_NEED_FACTOR = 2.0
+
 
 def sdp_seconds(problem: Problem, option: bool | None, time_limit: float, share: float,
                 max_share: float | None = None) -> float:
@@ -130,7 +138,8 @@ def sdp_seconds(problem: Problem, option: bool | None, time_limit: float, share:
     ``option`` is the backend's ``sdp_bound`` option: ``False`` keeps none; otherwise the
     bound gets ``share * time_limit``, raised towards what :func:`estimated_seconds`
     predicts (with a fifth more) up to ``max_share * time_limit`` when ``max_share`` is
-    given.  With ``option=None`` it is skipped when the problem is too large
+    given, and lowered to :data:`SDP_NEED_FACTOR` times the prediction when that is less
+    (the rest stays with the solver or the annealer).  With ``option=None`` it is skipped when the problem is too large
     (:data:`SDP_MAX_FEATURES`) or the prediction exceeds the time it gets by more than a
     factor :data:`SDP_OVERRUN`; the bound is valid whenever it stops, so a schedule that
     will be cut short still runs.  (A gate at exactly the share let instances whose
@@ -145,6 +154,7 @@ def sdp_seconds(problem: Problem, option: bool | None, time_limit: float, share:
     need = estimated_seconds(problem)
     if max_share is not None:
         grant = max(grant, min(1.2 * need, max_share * time_limit))
+    grant = min(grant, SDP_NEED_FACTOR * need)
     if option is None and need > SDP_OVERRUN * grant:
         return 0.0
     return grant

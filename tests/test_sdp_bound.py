@@ -197,7 +197,8 @@ def test_applicability_follows_size_and_time():
     (37.0, 0.8, 44.4),    # auto: raised to the prediction and a fifth
     (70.0, 0.8, 48.0),    # up to 80% of the limit, cut there
     (100.0, 0.8, 0.0),    # more than twice even that: skipped
-    (10.0, 0.8, 30.0),    # never below the share
+    (10.0, 0.8, 20.0),    # a short schedule: twice its prediction, the rest to the solver
+    (10.0, None, 20.0),
 ])
 def test_sdp_time_follows_the_prediction(monkeypatch, need, max_share, expected):
     import qpmopt.sdp_bound as sdp
@@ -207,7 +208,8 @@ def test_sdp_time_follows_the_prediction(monkeypatch, need, max_share, expected)
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
     assert sdp.sdp_seconds(p, None, 60.0, 0.5, max_share=max_share) == pytest.approx(expected)
     assert sdp.sdp_seconds(p, False, 60.0, 0.5, max_share=max_share) == 0.0
-    assert sdp.sdp_seconds(p, True, 60.0, 0.5, max_share=max_share) >= 30.0  # forced on: never skipped
+    # forced on: never skipped
+    assert sdp.sdp_seconds(p, True, 60.0, 0.5, max_share=max_share) >= min(30.0, 2.0 * need)
 
 
 def test_sdp_time_is_none_above_the_size_unless_forced(monkeypatch):
@@ -216,7 +218,7 @@ def test_sdp_time_is_none_above_the_size_unless_forced(monkeypatch):
     monkeypatch.setattr(sdp, "estimated_seconds", lambda problem: 1.0)
     big = qpmopt.Problem.from_arrays(np.ones((2, sdp.SDP_MAX_FEATURES + 1)), None, None, k=2, n_features=4)
     assert sdp.sdp_seconds(big, None, 60.0, 0.5) == 0.0
-    assert sdp.sdp_seconds(big, True, 60.0, 0.5) == 30.0
+    assert sdp.sdp_seconds(big, True, 60.0, 0.5) == 2.0  # forced on: twice the 1 s prediction
 
 
 def test_single_threaded_blas_limits_and_restores():
