@@ -42,7 +42,7 @@ import numpy as np
 from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import _Dual, _scale, _Stop
-from qpmopt.search import best_assignment
+from qpmopt.search import evaluate_selection, relaxed_value
 from qpmopt.solution import OPTIMALITY_TOL
 from qpmopt.threads import single_threaded_blas
 
@@ -181,7 +181,7 @@ class _Bounder:
         except _Stop:
             pass
         if last_s[0] is None:  # not one evaluation fitted: the parent's multipliers still bound it
-            value, err = dual.exact(np.where(lower, np.maximum(y, 0.0), y))
+            value, err = dual.exact(y)  # (made non-negative where they must be by _restrict)
             best[0] = value + err
             last_s[0] = np.full(keep.size, 0.5)
         s = np.zeros(self.problem.n_candidates)
@@ -262,22 +262,7 @@ def _relaxed_values(problem: Problem, include: np.ndarray, free: np.ndarray, r: 
     sel[:, include] = True
     if r:
         sel[np.arange(combos.shape[0])[:, None], free[combos]] = True
-    A, R, B, k = problem.A, problem.R, problem.B, problem.k
-    values = np.empty(sel.shape[0])
-    for i, row in enumerate(sel):
-        idx = np.flatnonzero(row)
-        z_a = float(np.partition(A[:, idx], idx.size - k, axis=1)[:, -k:].sum())
-        values[i] = z_a - 0.5 * float(R[np.ix_(idx, idx)].sum()) + float(B[idx].sum())
-    return sel, values
-
-
-def _score(problem: Problem, selection: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """The exact best assignment (no deadline: proven best) and the objective."""
-    W, z_a = best_assignment(problem, selection, exact=True)
-    if W is None:
-        return None, -np.inf
-    idx = np.flatnonzero(selection)
-    return W, z_a - 0.5 * float(problem.R[np.ix_(idx, idx)].sum()) + float(problem.B[idx].sum())
+    return sel, np.array([relaxed_value(problem, row) for row in sel])
 
 
 def _asks_to_stop(should_stop: Callable[[], bool]) -> bool:
@@ -420,7 +405,7 @@ class _Search:
                 self.cut_short = True
                 return
             self.enumerated += 1
-            W, z = _score(self.problem, sels[i])
+            W, z = evaluate_selection(self.problem, sels[i], exact=True)
             if W is not None and z > self.value:
                 self.selection, self.assignment, self.value = sels[i], W, z
                 self.history.append((time.perf_counter() - self.t0, z))
@@ -460,7 +445,7 @@ def branch_and_bound(
     history: list[tuple[float, float]] = []
     if incumbent is not None:
         selection = np.asarray(incumbent, dtype=bool)
-        assignment, value = _score(problem, selection)
+        assignment, value = evaluate_selection(problem, selection, exact=True)
         if assignment is None:
             selection = None
         else:

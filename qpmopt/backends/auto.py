@@ -44,7 +44,7 @@ from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import SDP_MAX_SHARE, sdp_seconds, sdp_wanted
-from qpmopt.search import evaluate_selection, greedy_selection, iterated_local_search, search_view
+from qpmopt.search import evaluate_selection, greedy_then_swaps
 from qpmopt.solution import BackendResult, Termination
 
 
@@ -191,11 +191,9 @@ def _swap_search(problem: Problem, config: SolverConfig) -> BackendResult:
     stops earlier when it stalls; 200 rounds without a limit), exactly assigned."""
     timed = config.time_limit is not None
     check_first_answer(problem, config.start_time, config.time_limit, config.clock)
-    view = search_view(problem)
-    greedy = greedy_selection(view, deadline=config.deadline(), clock=config.clock)
-    ils = iterated_local_search(
-        view, greedy, seed=config.seed, clock=config.clock, max_rounds=None if timed else 200,
-        max_stall=20 * problem.n_candidates if timed else None,
+    greedy, ils = greedy_then_swaps(
+        problem, seed=config.seed, clock=config.clock, max_rounds=None if timed else 200,
+        max_stall=20 * problem.n_candidates if timed else None, greedy_deadline=config.deadline(),
         deadline=config.start_time + 0.5 * config.time_limit if timed else None, should_stop=config.should_stop)
     W, value = evaluate_selection(problem, ils.selection, deadline=config.deadline())
     if W is None:  # rules the swap search does not see: the greedy start may still meet them

@@ -17,14 +17,16 @@ from qpmopt.backends.base import Backend, BackendOptions, Capabilities, ProblemT
 from qpmopt.branch_bound import branch_and_bound
 from qpmopt.budget import check_first_answer
 from qpmopt.problem import Problem
-from qpmopt.search import greedy_selection, iterated_local_search, search_view
+from qpmopt.sdp_bound import SDP_MAX_FEATURES
+from qpmopt.search import greedy_then_swaps
 from qpmopt.solution import BackendResult, Termination
 
 __all__ = ["BranchAndBoundBackend", "BranchAndBoundOptions", "BNB_MAX_CANDIDATES"]
 
-#: Largest candidate count ``bnb`` accepts: every node costs eigendecompositions of size
-#: ``n_f + 1`` and the tree grows quickly with the candidates; it is measured at 60.
-BNB_MAX_CANDIDATES = 400
+#: Largest candidate count ``bnb`` accepts (that of the semidefinite bound): every node
+#: costs eigendecompositions of size ``n_f + 1`` and the tree grows quickly with the
+#: candidates (proofs measured at 60; at 256 a node takes about a second).
+BNB_MAX_CANDIDATES = SDP_MAX_FEATURES
 
 
 class BranchAndBoundOptions(BackendOptions):
@@ -53,11 +55,9 @@ class BranchAndBoundBackend(Backend):
             start = config.warm_start
         else:
             check_first_answer(problem, config.start_time, config.time_limit, config.clock)
-            view = search_view(problem)
-            greedy = greedy_selection(view, deadline=config.deadline(), clock=config.clock)
-            ils = iterated_local_search(
-                view, greedy, seed=config.seed, clock=config.clock, max_rounds=options.warm_rounds,
-                max_stall=20 * problem.n_candidates,
+            _, ils = greedy_then_swaps(
+                problem, seed=config.seed, clock=config.clock, max_rounds=options.warm_rounds,
+                max_stall=20 * problem.n_candidates, greedy_deadline=config.deadline(),
                 deadline=config.start_time + options.warm_share * config.time_limit if timed else None,
                 should_stop=config.should_stop)
             start = ils.selection

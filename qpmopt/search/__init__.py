@@ -9,6 +9,7 @@ from qpmopt.search.assignment import best_assignment, evaluate_selection, identi
 from qpmopt.search.heuristics import (
     LocalSearchResult,
     greedy_selection,
+    greedy_then_swaps,
     iterated_local_search,
     local_search,
     movable_features,
@@ -22,6 +23,7 @@ __all__ = [
     "identical_rows",
     "LocalSearchResult",
     "greedy_selection",
+    "greedy_then_swaps",
     "iterated_local_search",
     "local_search",
     "movable_features",

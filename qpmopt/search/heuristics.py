@@ -14,9 +14,9 @@ import numpy as np
 
 from qpmopt.problem import Problem
 from qpmopt.search.assignment import evaluate_selection
-from qpmopt.search.neighbourhood import relaxed_value, swap_deltas
+from qpmopt.search.neighbourhood import relaxed_value, search_view, swap_deltas
 
-__all__ = ["greedy_selection", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish",
+__all__ = ["greedy_selection", "greedy_then_swaps", "LocalSearchResult", "local_search", "iterated_local_search", "unique_polish",
            "movable_features"]
 
 
@@ -294,3 +294,24 @@ def unique_polish(
         if not improved:
             return sel
     return sel
+
+
+def greedy_then_swaps(
+    problem: Problem,
+    *,
+    seed: int = 0,
+    max_rounds: int | None = 200,
+    max_stall: int | None = None,
+    greedy_deadline: float | None = None,
+    deadline: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[np.ndarray, LocalSearchResult]:
+    """The start the exact backends take: :func:`greedy_selection` (until
+    ``greedy_deadline``), then :func:`iterated_local_search` from it (the other arguments),
+    both on :func:`~qpmopt.search.search_view` ``(problem)``.  Returns ``(greedy selection,
+    search result)``, both ``(n_f,)`` bool masks scored without the rules on class pairs."""
+    view = search_view(problem)
+    greedy = greedy_selection(view, deadline=greedy_deadline, clock=clock)
+    return greedy, iterated_local_search(view, greedy, seed=seed, max_rounds=max_rounds, max_stall=max_stall,
+                                         deadline=deadline, should_stop=should_stop, clock=clock)
