@@ -27,10 +27,12 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
 from qpmopt.problem import Problem
 from qpmopt.search.assignment import _top_subsets
+from qpmopt.search.embedding import label_embedding
 from qpmopt.search.neighbourhood import rule_scores
 
 __all__ = ["pair_assignment"]
@@ -39,8 +41,10 @@ __all__ = ["pair_assignment"]
 _PER_PARTNER = 4096
 #: a class's own best sets put on its candidate list
 _OWN_BEST = 32
-#: perturbed rebuilds of the components a construction left broken
-_REBUILDS = 8
+#: perturbed rebuilds of the components a construction left broken (few: where they do
+#: not mend a component, the structural placement of :func:`_embed_components` does; on
+#: the imagenet preset eight rebuilds of its 190-class component took 12 s and all failed)
+_REBUILDS = 3
 #: conflict moves without a new fewest-broken count before they give up
 _STALL = 200
 #: sets a placed class tries, best first, for one that leaves its waiting partners room
@@ -88,15 +92,36 @@ def pair_assignment(problem: Problem, selection: np.ndarray, *, start: np.ndarra
     # left a rule broken are built again alone with perturbations, then conflict moves
     # mend what is left and improving moves raise the value; the best result is kept.
     best_sets, best_value, tries = None, -np.inf, 0
+    # components that value-driven placement could not meet in an earlier try of this call
+    # (not kept across calls: the answer would depend on what was solved before)
+    hard = np.zeros(0, dtype=np.int64)
     while budget.left() and tries < restarts:
-        state.reset(start if start is not None and tries == 0 else _construct(state, rng, 0.05 if tries else 0.0))
+        fixed = np.zeros(n_c, dtype=bool)
+        if start is not None and tries == 0:
+            state.reset(start)
+        else:
+            if hard.size:
+                fixed = np.isin(state.component, _embed_components(state, problem, hard, seed, budget))
+            state.reset(_construct(state, rng, 0.05 if tries else 0.0, keep=fixed if fixed.any() else None))
         tries += 1
         for _ in range(_REBUILDS):
             broken = state.broken_classes()
             if not broken.size or not budget.left():
                 break
-            state.reset(_construct(state, rng, 0.5, keep=~np.isin(state.component, state.component[broken])))
+            keep = ~np.isin(state.component, state.component[broken]) | fixed
+            if keep.all():
+                break
+            state.reset(_construct(state, rng, 0.5, keep=keep))
         _conflict_moves(state, rng, _STALL, budget)
+        broken = state.broken_classes()
+        stuck = np.setdiff1d(state.component[broken], hard)
+        if stuck.size:
+            # Values led into a dead end: place those components by structure alone (a
+            # shared core and label pairs), then mend and improve from there.
+            placed = _embed_components(state, problem, stuck, seed, budget)
+            if placed.size:
+                hard = np.union1d(hard, placed)
+                _conflict_moves(state, rng, _STALL, budget)
         if state.broken_classes().size:
             if best_sets is None:
                 break  # the later tries only perturb the values: they would fail alike
@@ -113,6 +138,73 @@ def pair_assignment(problem: Problem, selection: np.ndarray, *, start: np.ndarra
     if rules is not None and ((rules.assign & ~W).any() or (rules.forbid_assign & W).any()):
         return None  # a required or forbidden pair the selection cannot honour
     return W
+
+
+def _embed_components(state: _State, problem: Problem, components: np.ndarray, seed: int,
+                      budget: _Budget) -> np.ndarray:
+    """Give the classes of each of ``components`` (ids of ``state.component``) sets built
+    from :func:`~qpmopt.search.embedding.label_embedding`: ``k - 2`` features common to
+    the component and two labels per class, neighbours sharing one label (so their sets
+    share ``k - 1``, or ``k - 2`` with disjoint labels).  Which selected feature stands for
+    which core element or label is a linear assignment on the classes' scores.  Returns
+    the ids of the components placed; only their classes change.  Applies to shared
+    counts ``k - 1`` and ``k - 2`` and to components without required or forbidden pairs
+    (the structure ignores them)."""
+    k, m_sel, count = state.k, state.m_sel, state.count
+    core = k - 2
+    rules = problem.rules
+    placed: list[int] = []
+    if core < 0 or rules is None or count < core or (state.exact and count > core + 1):
+        return np.array(placed, dtype=np.int64)
+    overlap = count - core
+    singles = rules.assign.any(axis=1) | rules.forbid_assign.any(axis=1)
+    sets = state.sets.copy()
+    for comp in components.tolist():
+        members = np.flatnonzero(state.component == comp)
+        if singles[members].any():
+            continue
+        local = np.full(state.n_c, -1, dtype=np.int64)
+        local[members] = np.arange(members.size)
+        inside = np.isin(state.pairs[:, 0], members)
+        edges = local[state.pairs[inside]]
+        labels = _cached_embedding(members.size, edges.tobytes(), m_sel - core, overlap, state.exact,
+                                   state.unique, seed, budget.deadline)
+        if labels is None:
+            continue
+        # element e < core is in every member's set, element core + l is label l
+        holds = np.zeros((members.size, m_sel), dtype=bool)
+        holds[:, :core] = True
+        holds[np.arange(members.size)[:, None], core + labels] = True
+        profit = holds.T.astype(np.float64) @ state.scores[members]  # (element, selected position)
+        element, position = linear_sum_assignment(profit, maximize=True)
+        where = np.empty(m_sel, dtype=np.int64)
+        where[element] = position
+        sets[members] = np.sort(where[np.nonzero(holds)[1].reshape(members.size, k)], axis=1)
+        placed.append(comp)
+    state.reset(sets)
+    return np.array(placed, dtype=np.int64)
+
+
+#: label embeddings found, by component graph, labels, rule and seed (a pure function of
+#: those, so remembering them changes no answer)
+_EMBEDDINGS: dict[tuple, np.ndarray] = {}
+
+
+def _cached_embedding(n_nodes: int, edges: bytes, n_labels: int, overlap: int, exact: bool, distinct: bool,
+                      seed: int, deadline: float | None) -> np.ndarray | None:
+    """:func:`label_embedding` of two labels, remembered: it depends on the pair graph
+    alone, and searches call the assignment for many selections.  Failures are not kept
+    (a later call may have more time)."""
+    key = (n_nodes, edges, n_labels, overlap, exact, distinct, seed)
+    if key not in _EMBEDDINGS:
+        found = label_embedding(n_nodes, np.frombuffer(edges, dtype=np.int64).reshape(-1, 2), n_labels, 2,
+                                overlap, exact=exact, distinct=distinct, seed=seed, deadline=deadline)
+        if found is None:
+            return None
+        if len(_EMBEDDINGS) >= 16:
+            _EMBEDDINGS.pop(next(iter(_EMBEDDINGS)))
+        _EMBEDDINGS[key] = found
+    return _EMBEDDINGS[key]
 
 
 class _Budget:
