@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
-from helpers import oracle, random_instance
+from helpers import oracle, oracle_with_rules, random_instance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qpmopt
-from qpmopt.bounds import lagrangian_upper_bound, simple_upper_bound
+from qpmopt.bounds import lagrangian_upper_bound, pair_stars, simple_upper_bound
+from qpmopt.matrices import similar_class_pairs
 
 
 @settings(max_examples=40, deadline=None)
@@ -108,3 +109,42 @@ def test_an_iteration_that_cannot_fit_returns_the_floor_without_work():
 
     assert lagrangian_upper_bound(p, 0.0, deadline=11.0, clock=clock, floor=123.0, iteration_seconds=2.0) == 123.0
     assert lagrangian_upper_bound(p, 0.0, deadline=11.0, clock=clock, floor=1e9, iteration_seconds=0.5) < 1e9
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), neg=st.booleans(), unique=st.booleans(), exact=st.booleans(),
+       count=st.integers(0, 2), iterations=st.integers(1, 150), target=st.floats(-2.0, 1.0))
+def test_the_bound_with_shared_pairs_is_valid_for_any_multipliers(seed, neg, unique, exact, count, iterations, target):
+    # Stars of shared pairs bounded together (bounds._star_lagrangian): never below the
+    # exhaustive optimum under the rules, whatever the subgradient path (the iteration
+    # count and the Polyak target move the multipliers).
+    rng = np.random.default_rng(seed)
+    n_c, n_f, k, n_sel = 5, 6, 2, 4
+    A, R, B = random_instance(rng, n_c, n_f, negative_r=neg)
+    if unique and count == k:
+        count = k - 1
+    pairs = sorted({tuple(sorted(rng.choice(n_c, 2, replace=False).tolist())) for _ in range(4)})
+    rules = {"shared_pairs": pairs, "shared_count": count, "shared_mode": "exact" if exact else "at_least"}
+    truth = oracle_with_rules(A, R, B, k, n_sel, unique, rules)
+    if not np.isfinite(truth):
+        return
+    p = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique, constraints=rules)
+    assert pair_stars(p) or count == 0
+    bound = lagrangian_upper_bound(p, truth + target, iterations=iterations)
+    assert bound >= truth - 1e-9
+
+
+def test_shared_pairs_tighten_the_bound_at_cub_size():
+    # The cub preset with CHiQPM's pairs: one class is in many pairs, and its partners must
+    # each use k - 1 of its features.  Bounding that star together is far below the bound
+    # that treats each class alone, and still above a rule-abiding answer.
+    inst = qpmopt.instances.generate("cub", seed=0)
+    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5)}
+    ruled = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
+    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, constraints=rules,
+                                  backend="localsearch", time_limit=20)
+    assert sol.objective is not None
+    with_stars = lagrangian_upper_bound(ruled, sol.objective, iterations=300)
+    alone = lagrangian_upper_bound(free, sol.objective, iterations=300)
+    assert sol.objective <= with_stars < alone - 0.05 * (alone - sol.objective)
