@@ -73,13 +73,33 @@ def lagrangian_upper_bound(
     ``iteration_seconds`` (the caller's estimate of one iteration) would take the first
     iteration past it, it is returned without any work (at ImageNet-21k scale one
     iteration takes seconds).
+
+    With shared class pairs (:func:`pair_stars`), half of the iterations and of the time go
+    to the method above and the rest to bounding stars of pairs together, started from its
+    multipliers (see :func:`_star_lagrangian`).
     """
     if floor is not None and deadline is not None and clock() + (iteration_seconds or 0.0) >= deadline:
         return floor
     stars = pair_stars(problem)
     if stars:
-        best = _star_lagrangian(problem, stars, incumbent, iterations, deadline, clock)
+        # The per-class method first (its sparse updates are cheap; its bound is valid
+        # here too), then the stars' from its multipliers: at the imagenet preset's size
+        # with CHiQPM's pairs the dense star method alone got few iterations in auto's
+        # share and ended above the per-class bound.
+        start = clock()
+        half = None if deadline is None else start + 0.5 * (deadline - start)
+        first, mu = _per_class_lagrangian(problem, incumbent, max(1, iterations // 2), half, clock)
+        best = min(first, _star_lagrangian(problem, stars, incumbent, max(1, iterations - iterations // 2),
+                                           deadline, clock, mu))
         return best if floor is None else min(best, floor)
+    best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock)
+    return best if floor is None else min(best, floor)
+
+
+def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, deadline: float | None,
+                          clock: Callable[[], float]) -> tuple[float, np.ndarray]:
+    """The subgradient loop of :func:`lagrangian_upper_bound`, each class alone; returns
+    the smallest bound seen and the last multipliers ``(n_c, n_f)``."""
     A, B, k, n_sel = problem.A, problem.B, problem.k, problem.n_features
     n_c, n_f = A.shape
     base = B - 0.5 * _pair_floor(problem)
@@ -129,7 +149,7 @@ def lagrangian_upper_bound(
         mu[r_only, c_only] += step
         reduced[r_only, c_only] = A[r_only, c_only] - mu[r_only, c_only]
         longest = max(longest, clock() - started)
-    return best if floor is None else min(best, floor)
+    return best, mu
 
 
 def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
@@ -157,17 +177,19 @@ def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
 
 
 def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incumbent: float, iterations: int,
-                     deadline: float | None, clock: Callable[[], float]) -> float:
+                     deadline: float | None, clock: Callable[[], float], mu: np.ndarray | None = None) -> float:
     """:func:`lagrangian_upper_bound` with the classes of ``stars`` bounded together.
 
     A leaf shares ``m`` (the shared count) of its ``k`` features with its hub's set ``H``:
     its value is at most the positive parts of its reduced values on ``H`` plus its
     ``k - m`` best values overall (their positive parts in the at-least mode, where it may
     take fewer outside ``H``).  So a star is worth at most the top-``k`` of ``hub + sum of
-    the leaves' positive parts`` plus each leaf's best ``k - m``.  Other pairs, uniqueness
+    the leaves' positive parts`` plus each leaf's best ``k - m``, or its classes' top-k
+    values each alone where that is less.  Other pairs, uniqueness
     and rules on single pairs are dropped, which only relaxes.  (On cub-1 with CHiQPM's
     pairs one star holds 52 classes; unconstrained, their top-k values sum to 152, this
-    bound on them is 54.)  Dense updates: it runs with shared pairs only.
+    bound on them is 54.)  Dense updates: it runs with shared pairs only.  ``mu``: the
+    starting multipliers (zeros when ``None``).
     """
     A, k, n_sel = problem.A, problem.k, problem.n_features
     rules = problem.rules
@@ -179,35 +201,61 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
         in_star[hub] = True
         in_star[leaves] = True
     alone = np.flatnonzero(~in_star)
-    mu = np.zeros_like(A)
+    mu = np.zeros_like(A) if mu is None else mu.copy()
+    # As in the per-class method, mu changes only where the subgradient is non-zero (the
+    # selected columns and the entries the bound counted): those are updated alone.
+    reduced = A - mu
+    col_sum = mu.sum(axis=0)
+    where = np.full(n_f, -1, dtype=np.int64)  # column -> its position among the selected
     best, theta, stall, longest = np.inf, 1.0, 0, 0.0
     for it in range(max(1, iterations)):
         started = clock()
         if it > 0 and deadline is not None and started + longest > deadline:
             break
-        a = A - mu
-        coef = np.zeros_like(A)  # coefficient of each reduced value in the bound: -d/dmu
+        # the entries the bound counts, with their coefficients (-d/dmu)
+        rows, cols, coefs = [], [], []
         value = 0.0
         if alone.size:
-            top = np.argpartition(a[alone], n_f - k, axis=1)[:, n_f - k:]
-            value += float(np.take_along_axis(a[alone], top, axis=1).sum())
-            coef[alone[:, None], top] = 1.0
+            top = np.argpartition(reduced[alone], n_f - k, axis=1)[:, n_f - k:]
+            value += float(np.take_along_axis(reduced[alone], top, axis=1).sum())
+            rows.append(np.repeat(alone, k))
+            cols.append(top.ravel())
+            coefs.append(np.ones(top.size))
         for hub, leaves in stars:
-            leaf = a[leaves]
+            members = np.concatenate([[hub], leaves])
+            # each class alone is also a bound of the star: the smaller one counts (for a
+            # few similar classes, the leaves' positive values on the hub's set plus their
+            # best outside it can exceed their own top-k)
+            top = np.argpartition(reduced[members], n_f - k, axis=1)[:, n_f - k:]
+            each = float(np.take_along_axis(reduced[members], top, axis=1).sum())
+            leaf = reduced[leaves]
             positive = leaf > 0
-            hub_set = np.argpartition(-(a[hub] + np.where(positive, leaf, 0.0).sum(axis=0)), k - 1)[:k]
-            value += float(a[hub, hub_set].sum()) + float(np.where(positive[:, hub_set], leaf[:, hub_set], 0.0).sum())
-            coef[hub, hub_set] = 1.0
-            coef[leaves[:, None], hub_set[None, :]] = positive[:, hub_set]
+            hub_set = np.argpartition(-(reduced[hub] + np.where(positive, leaf, 0.0).sum(axis=0)), k - 1)[:k]
+            together = float(reduced[hub, hub_set].sum()) + float(np.where(positive[:, hub_set], leaf[:, hub_set], 0.0).sum())
             if own:
-                top = np.argpartition(leaf, n_f - own, axis=1)[:, n_f - own:]
-                vals = np.take_along_axis(leaf, top, axis=1)
-                if not rules.shared_exact:
-                    vals = np.maximum(vals, 0.0)
-                value += float(vals.sum())
-                counted = (vals > 0) if not rules.shared_exact else np.ones_like(vals, dtype=bool)
-                np.add.at(coef, (np.broadcast_to(leaves[:, None], top.shape), top), counted.astype(np.float64))
-        feat = base + mu.sum(axis=0)
+                own_top = np.argpartition(leaf, n_f - own, axis=1)[:, n_f - own:]
+                vals = np.take_along_axis(leaf, own_top, axis=1)
+                counted = np.ones_like(vals, dtype=bool) if rules.shared_exact else vals > 0
+                together += float(vals[counted].sum())
+            if each <= together:
+                value += each
+                rows.append(np.repeat(members, k))
+                cols.append(top.ravel())
+                coefs.append(np.ones(top.size))
+                continue
+            value += together
+            rows.append(np.full(k, hub))
+            cols.append(hub_set)
+            coefs.append(np.ones(k))
+            r_pos, c_pos = np.nonzero(positive[:, hub_set])
+            rows.append(leaves[r_pos])
+            cols.append(hub_set[c_pos])
+            coefs.append(np.ones(r_pos.size))
+            if own:
+                rows.append(np.broadcast_to(leaves[:, None], own_top.shape)[counted])
+                cols.append(own_top[counted])
+                coefs.append(np.ones(int(counted.sum())))
+        feat = base + col_sum
         top_s = np.argpartition(-feat, n_sel - 1)[:n_sel]
         value += float(feat[top_s].sum())
         if not np.isfinite(best) or value < best - 1e-12 * max(1.0, abs(best)):
@@ -216,11 +264,29 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
             stall += 1
             if stall >= 10:
                 theta, stall = theta / 2, 0
-        grad = -coef  # d L / d mu
-        grad[:, top_s] += 1.0
-        norm = float((grad * grad).sum())
+        # subgradient of L in mu: +1 on the selected columns, minus the coefficients
+        flat, inverse = np.unique(np.concatenate(rows) * n_f + np.concatenate(cols), return_inverse=True)
+        coef = np.bincount(inverse, weights=np.concatenate(coefs), minlength=flat.size)
+        r_e, c_e = flat // n_f, flat % n_f
+        where[top_s] = np.arange(n_sel)
+        pos = where[c_e]
+        where[top_s] = -1
+        block = np.ones((n_c, n_sel))  # the selected columns' subgradient
+        in_block = pos >= 0
+        block[r_e[in_block], pos[in_block]] -= coef[in_block]
+        off_r, off_c, off_g = r_e[~in_block], c_e[~in_block], -coef[~in_block]
+        norm = float((block * block).sum() + (off_g * off_g).sum())
         if norm == 0 or value - incumbent <= 1e-9 * max(1.0, abs(incumbent)):
             break
-        mu = np.maximum(0.0, mu - theta * (value - incumbent) / norm * grad)
+        step = theta * (value - incumbent) / norm
+        old = mu[:, top_s]
+        new = np.maximum(0.0, old - step * block)
+        mu[:, top_s] = new
+        reduced[:, top_s] = A[:, top_s] - new
+        col_sum[top_s] += (new - old).sum(axis=0)
+        moved = np.maximum(0.0, mu[off_r, off_c] - step * off_g) - mu[off_r, off_c]  # entries are distinct
+        mu[off_r, off_c] += moved
+        reduced[off_r, off_c] = A[off_r, off_c] - mu[off_r, off_c]
+        np.add.at(col_sum, off_c, moved)
         longest = max(longest, clock() - started)
     return best
