@@ -9,7 +9,10 @@ built around its partners' sets (every set sharing the rule's count with a partn
 far as there are few enough of them), its own best sets and its one-swap neighbours.
 Conflict moves mend what the construction left broken (fewest broken rules, ties by
 value, a short tabu list against cycling); improving moves then raise the value while
-every rule stays met.  Restarts with perturbed scores keep the best result.
+every rule stays met.  Restarts with perturbed scores keep the best result.  A component
+that placement by value and conflict moves leave broken is placed by structure alone
+(:mod:`qpmopt.search.embedding`: a core of ``k - 2`` features shared by the component,
+two labels per class) and improved from there.
 
 For CHiQPM's rule (``k - 1`` shared) a partner's list holds all ``k * (n_sel - k)`` sets
 one swap from its set, so every set that meets that partner is on it.  On ``cub-1`` with
