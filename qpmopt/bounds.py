@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 
 __all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "pair_stars"]
@@ -160,14 +161,11 @@ def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
     if rules is None or not len(rules.shared) or rules.shared_count == 0:
         return []
     n_c = problem.n_classes
-    partners: list[list[int]] = [[] for _ in range(n_c)]
-    for a, b in rules.shared.tolist():
-        partners[a].append(b)
-        partners[b].append(a)
+    partners = neighbour_lists(n_c, rules.shared)
     free = np.ones(n_c, dtype=bool)
     stars = []
     for hub in sorted(range(n_c), key=lambda c: (-len(partners[c]), c)):
-        leaves = np.array([p for p in partners[hub] if free[p]], dtype=np.int64)
+        leaves = partners[hub][free[partners[hub]]]
         if not free[hub] or not leaves.size:
             continue
         free[hub] = False
@@ -188,8 +186,7 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
     values each alone where that is less.  Other pairs, uniqueness
     and rules on single pairs are dropped, which only relaxes.  (On cub-1 with CHiQPM's
     pairs one star holds 52 classes; unconstrained, their top-k values sum to 152, this
-    bound on them is 54.)  Dense updates: it runs with shared pairs only.  ``mu``: the
-    starting multipliers (zeros when ``None``).
+    bound on them is 54.)  ``mu``: the starting multipliers (zeros when ``None``).
     """
     A, k, n_sel = problem.A, problem.k, problem.n_features
     rules = problem.rules
@@ -216,8 +213,9 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
         rows, cols, coefs = [], [], []
         value = 0.0
         if alone.size:
-            top = np.argpartition(reduced[alone], n_f - k, axis=1)[:, n_f - k:]
-            value += float(np.take_along_axis(reduced[alone], top, axis=1).sum())
+            rest = reduced[alone]
+            top = np.argpartition(rest, n_f - k, axis=1)[:, n_f - k:]
+            value += float(np.take_along_axis(rest, top, axis=1).sum())
             rows.append(np.repeat(alone, k))
             cols.append(top.ravel())
             coefs.append(np.ones(top.size))
@@ -226,9 +224,10 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
             # each class alone is also a bound of the star: the smaller one counts (for a
             # few similar classes, the leaves' positive values on the hub's set plus their
             # best outside it can exceed their own top-k)
-            top = np.argpartition(reduced[members], n_f - k, axis=1)[:, n_f - k:]
-            each = float(np.take_along_axis(reduced[members], top, axis=1).sum())
-            leaf = reduced[leaves]
+            star = reduced[members]
+            top = np.argpartition(star, n_f - k, axis=1)[:, n_f - k:]
+            each = float(np.take_along_axis(star, top, axis=1).sum())
+            leaf = star[1:]
             positive = leaf > 0
             hub_set = np.argpartition(-(reduced[hub] + np.where(positive, leaf, 0.0).sum(axis=0)), k - 1)[:k]
             together = float(reduced[hub, hub_set].sum()) + float(np.where(positive[:, hub_set], leaf[:, hub_set], 0.0).sum())

@@ -121,6 +121,17 @@ class Rules:
         return bool(self.assign.any() or self.forbid_assign.any() or len(self.shared))
 
 
+def neighbour_lists(n_nodes: int, edges: np.ndarray) -> list[np.ndarray]:
+    """Each node's neighbours in an undirected graph, as int64 arrays in the order of
+    ``edges`` (``(n_edges, 2)`` node indices), e.g. each class's partners in
+    :attr:`Rules.shared`."""
+    lists: list[list[int]] = [[] for _ in range(n_nodes)]
+    for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        lists[a].append(b)
+        lists[b].append(a)
+    return [np.array(x, dtype=np.int64) for x in lists]
+
+
 def _check_index(value: int, size: int, field: str, entry: Any, what: str) -> None:
     from qpmopt.problem import ProblemError
 

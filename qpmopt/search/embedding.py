@@ -27,6 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from qpmopt.constraints import neighbour_lists
+
 __all__ = ["label_embedding", "MAX_LABEL_SETS"]
 
 #: most candidate label sets (the table of their pairwise overlaps is this squared, in
@@ -71,11 +73,7 @@ def label_embedding(n_nodes: int, edges: np.ndarray, n_labels: int, size: int, o
     if distinct and math.comb(n_labels, size) < n_nodes:
         return None
     sets, table = _candidate_sets(n_labels, size)
-    neighbours: list[list[int]] = [[] for _ in range(n_nodes)]
-    for a, b in edges.tolist():
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    nbr = [np.array(x, dtype=np.int64) for x in neighbours]
+    nbr = neighbour_lists(n_nodes, edges)
     rng = np.random.default_rng(seed)
     n_sets = len(sets)
 
@@ -96,17 +94,14 @@ def label_embedding(n_nodes: int, edges: np.ndarray, n_labels: int, size: int, o
                 return None
             sweeps += 1
             for i in rng.permutation(n_nodes).tolist():
+                count[label[i]] -= 1  # node i off its set: count holds the others
                 cost = broken(label[nbr[i]]).astype(np.float64) if nbr[i].size else np.zeros(n_sets)
                 if distinct:
-                    count[label[i]] -= 1
                     cost += count
-                    count[label[i]] += 1
                 weight = np.exp(-(cost - cost.min()) / temperature)
                 cum = np.cumsum(weight)
-                j = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
-                j = min(j, n_sets - 1)
+                j = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), n_sets - 1)
                 energy += int(cost[j] - cost[label[i]])
-                count[label[i]] -= 1
                 label[i] = j
                 count[j] += 1
             temperature = max(_T_FLOOR, temperature * _T_FACTOR)

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
+from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 from qpmopt.search.assignment import _top_subsets
 from qpmopt.search.embedding import label_embedding
@@ -184,7 +185,8 @@ def _embed_components(state: _State, problem: Problem, components: np.ndarray, s
         where[element] = position
         sets[members] = np.sort(where[np.nonzero(holds)[1].reshape(members.size, k)], axis=1)
         placed.append(comp)
-    state.reset(sets)
+    if placed:
+        state.reset(sets)
     return np.array(placed, dtype=np.int64)
 
 
@@ -415,14 +417,8 @@ class _State:
         self.exact = True if rules is None else bool(rules.shared_exact)
         # how many features of a partner's set a class's set may share
         self.allowed = [self.count] if self.exact else list(range(self.count, self.k + 1))
-        self.partners: list[np.ndarray] = [np.zeros(0, np.int64)] * self.n_c
         self.pairs = np.zeros((0, 2), np.int64) if rules is None else rules.shared
-        if rules is not None and len(rules.shared):
-            lists: list[list[int]] = [[] for _ in range(self.n_c)]
-            for a, b in rules.shared:
-                lists[a].append(int(b))
-                lists[b].append(int(a))
-            self.partners = [np.array(p, dtype=np.int64) for p in lists]
+        self.partners = neighbour_lists(self.n_c, self.pairs)
         # components of the pair graph (a class without partners is its own)
         self.component = np.arange(self.n_c)
         if rules is not None and len(rules.shared):
