@@ -96,6 +96,22 @@ def test_a_stopped_search_keeps_its_incumbent_and_a_valid_bound():
         assert res.bound >= truth - 1e-9
 
 
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_the_bound_at_a_node_limit_falls_below_the_roots(seed):
+    # Open nodes are taken largest bound first, so the bound reported when the search is cut
+    # short (the largest over the open nodes) falls as it goes; depth first alone left a
+    # child of the root open and reported the root's bound however long it ran.
+    (A, R, B), problem = _problem(seed, 6, 14, 5, 2, True, False)
+    truth = oracle(A, R, B, 2, 5, True)
+    with mock.patch.object(bb, "ENUMERATE_MAX", 2):
+        root = bb.branch_and_bound(problem, None, node_limit=1)
+        later = bb.branch_and_bound(problem, None, node_limit=12)
+        full = bb.branch_and_bound(problem, None)
+    assert full.proven and full.nodes > 12 and abs(full.value - truth) <= 1e-9
+    assert not root.proven and not later.proven
+    assert truth - 1e-9 <= later.bound < root.bound - 1e-6
+
+
 def test_bnb_backend_is_never_beaten_by_a_heuristic_on_the_small_preset():
     inst = generate("small", seed=1)
     args = (*inst.arrays(), inst.k)
