@@ -451,6 +451,7 @@ def branch_and_bound(
     node_limit: int | None = None,
     workers: int = 1,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int, float, float], None] | None = None,
 ) -> BranchAndBoundResult:
     """Prove a selection optimal (or improve it) by branch and bound over ``s``.
 
@@ -467,6 +468,8 @@ def branch_and_bound(
             deadline it makes the answer the same on every machine (with several, tasks
             under way when it is reached finish their few nodes).
         workers: processes searching subtrees (1: this process only).
+        on_progress: called after every dive (or worker task) with ``(nodes bounded, open
+            nodes, incumbent value, bound)``, the bound as the result would report it then.
 
     Returns:
         A :class:`BranchAndBoundResult`.
@@ -496,11 +499,11 @@ def branch_and_bound(
                                  open_target=workers)
             open_bounds = [node.parent_bound for node in stack]
         else:
-            stopped, open_bounds = _best_first(search, stack, deadline, node_limit, should_stop)
+            stopped, open_bounds = _best_first(search, stack, deadline, node_limit, should_stop, on_progress)
     nodes, enumerated = search.nodes, search.enumerated
     if stopped == "split":
         stopped, open_bounds, extra = _run_parallel(problem, search, stack, deadline, node_limit, workers,
-                                                    should_stop)
+                                                    should_stop, on_progress)
         nodes += extra[0]
         enumerated += extra[1]
     history += search.history
@@ -513,8 +516,14 @@ def branch_and_bound(
                                 nodes, enumerated, stopped, history)
 
 
+def _report(on_progress: Callable[[int, int, float, float], None], search: _Search, nodes: int,
+            open_bounds: list[float]) -> None:
+    on_progress(nodes, len(open_bounds), search.value, max([search.value, search.closed_bound, *open_bounds]))
+
+
 def _best_first(search: _Search, nodes: list[_Node], deadline: float | None, node_limit: int | None,
-                should_stop: Callable[[], bool] | None) -> tuple[str, list[float]]:
+                should_stop: Callable[[], bool] | None,
+                on_progress: Callable[[int, int, float, float], None] | None = None) -> tuple[str, list[float]]:
     """Search in this process: dives of :data:`NODES_PER_TASK` nodes, each from the open
     node with the largest bound.  Returns ``(stopped, bounds of the nodes left open)``."""
     open_nodes = _OpenNodes(nodes)
@@ -526,6 +535,8 @@ def _best_first(search: _Search, nodes: list[_Node], deadline: float | None, nod
         stopped = search.run(stack, deadline=deadline, node_limit=dive_limit, should_stop=should_stop)
         for node in stack:
             open_nodes.push(node)
+        if on_progress is not None:
+            _report(on_progress, search, search.nodes, open_nodes.bounds())
         dive_ended = stopped == "node_limit" and (node_limit is None or search.nodes < node_limit)
         if stopped != "done" and not dive_ended:
             return stopped, open_nodes.bounds()
@@ -558,6 +569,7 @@ def _subtree(problem: Problem, nodes: list[_Node], selection: np.ndarray | None,
 
 def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadline: float | None,
                   node_limit: int | None, workers: int, should_stop: Callable[[], bool] | None,
+                  on_progress: Callable[[int, int, float, float], None] | None = None,
                   ) -> tuple[str, list[float], tuple[int, int]]:
     """Search ``stack`` with ``workers`` processes: a shared queue of open nodes, tasks of
     at most :data:`NODES_PER_TASK` nodes that hand back what they left open, each started
@@ -606,6 +618,9 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                     queue.push(node)
                 if out["stopped"] in ("deadline", "interrupted"):
                     stopped = out["stopped"]
+            if done and on_progress is not None:
+                _report(on_progress, search, search.nodes + counts[0],
+                        queue.bounds() + [node.parent_bound for task in running.values() for node in task])
             if should_stop is not None and not event.is_set() and _asks_to_stop(should_stop):
                 # the running tasks return at their next node with what they have
                 event.set()

@@ -283,6 +283,8 @@ class AnnealBackend(Backend):
         history: list[tuple[float, float]] = []
         record = float(chains.best_val.max())
         history.append((clock() - config.start_time, record))
+        progress = config.progress(self.name)
+        progress.note(f"{options.num_chains} chains on {device}; best start {record:.8g}")
         longest_step = 0.0
         interrupted = False
         termination = Termination.CONVERGED
@@ -312,6 +314,7 @@ class AnnealBackend(Backend):
                         record = top
                         history.append((clock() - config.start_time, record))
                     self._restart_stuck(problem, chains, params, rng)
+                    progress(lambda s=step, t=temp, r=record: f"step {s + 1}, temperature {t:.3g}, best {r:.8g}")
                 if step % 256 == 255:  # re-synchronise incremental sums (float32 drift)
                     chains.resync(problem, params.R)
                 step += 1
@@ -327,10 +330,13 @@ class AnnealBackend(Backend):
             best_value, best_sel, best_W = fallback
         if best_value > record + 1e-9 * max(1.0, abs(record)):
             history.append((clock() - config.start_time, best_value))
+        term = Termination.INTERRUPTED if interrupted else termination
+        progress.note(f"{term} after {step} steps; answer {best_value:.8g}" if best_sel is not None
+                      else f"{term} after {step} steps; no selection meets every rule")
         return BackendResult(
             selection=best_sel,
             assignment=best_W,
-            termination=Termination.INTERRUPTED if interrupted else termination,
+            termination=term,
             history=history,
             info={"device": str(device), "steps": step, "chains": options.num_chains, "t_start": t_start,
                   "loop_seconds": loop_seconds, "longest_step_seconds": longest_step, "assignment_seconds": assign_seconds,

@@ -89,6 +89,8 @@ class AutoBackend(Backend):
 
     def solve(self, problem: Problem, config: SolverConfig, options: AutoOptions) -> BackendResult:
         path = self.path(problem, options)
+        progress = config.progress(self.name)
+        progress.note(f"{problem.n_classes} classes, {problem.n_candidates} candidates: path {path}")
         if path == "bruteforce":
             oracle = get_backend("bruteforce")
             raw = oracle.solve(problem, config, oracle.Options())
@@ -179,6 +181,9 @@ class AutoBackend(Backend):
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
                                            deadline=deadline, clock=config.clock, floor=floor,
                                            iteration_seconds=4.0 * iteration_seconds if timed else None)
+        progress = config.progress(self.name)
+        progress.note(f"answer {value:.8g}; Lagrangian bound {raw.bound:.8g}"
+                      + (f"; semidefinite bound next ({sdp_time:.0f} s)" if use_sdp and timed else ""))
         if use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
             tighten_with_sdp(problem, config, value, raw)

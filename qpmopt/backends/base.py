@@ -23,6 +23,7 @@ import numpy as np
 import pydantic
 
 from qpmopt.problem import Problem
+from qpmopt.progress import Progress
 from qpmopt.solution import BackendResult
 
 __all__ = [
@@ -84,7 +85,7 @@ class SolverConfig:
         time_limit: seconds, or ``None`` for the backend's own default stopping rule.
         seed: random seed (recorded in the result).
         threads: worker threads, ``None`` for the backend's default.
-        verbose: print solver progress.
+        verbose: print solver progress (:meth:`progress` for this package's own loops).
         warm_start: ``(n_f,)`` bool mask of a feasible selection to start from.
         should_stop: called often; returning ``True`` interrupts the solve, which then
             returns its best verified solution with ``termination="interrupted"``.
@@ -113,6 +114,12 @@ class SolverConfig:
 
     def stop_requested(self) -> bool:
         return self.should_stop is not None and bool(self.should_stop())
+
+    def progress(self, name: str, every: float = 1.0) -> Progress:
+        """A :class:`~qpmopt.progress.Progress` for this solve: writes ``[name  t s] ...``
+        lines to stderr when ``verbose`` is set (at most one per ``every`` seconds from a
+        loop), does nothing otherwise; ``t`` counts from ``start_time``."""
+        return Progress(name, self.verbose, start=self.start_time, clock=self.clock, every=every)
 
 
 class BackendOptions(pydantic.BaseModel):

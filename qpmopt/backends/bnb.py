@@ -8,9 +8,11 @@ is reached; the bound it reports is the largest over the nodes still open.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
+import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, ProblemTooLargeError, SolverConfig
@@ -18,7 +20,7 @@ from qpmopt.branch_bound import branch_and_bound
 from qpmopt.budget import check_first_answer
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import SDP_MAX_FEATURES
-from qpmopt.search import greedy_then_swaps
+from qpmopt.search import evaluate_selection, greedy_then_swaps
 from qpmopt.solution import BackendResult, Termination
 
 __all__ = ["BranchAndBoundBackend", "BranchAndBoundOptions", "BNB_MAX_CANDIDATES"]
@@ -64,11 +66,18 @@ class BranchAndBoundBackend(Backend):
             if ils.interrupted:  # the caller asked to stop: the start and a bound, no search
                 node_limit, asked_to_stop = 0, True
         workers = options.workers or config.threads or min(4, os.cpu_count() or 1)
+        progress = config.progress(self.name)
+        progress.note(lambda: f"{workers} worker(s); start {_start_value(problem, start)}")  # scored only if shown
+
+        def report(nodes: int, open_nodes: int, value: float, bound: float) -> None:
+            progress(lambda: f"nodes {nodes}, open {open_nodes}, incumbent {value:.8g}, bound {bound:.8g}, "
+                             f"gap {_gap_text(value, bound)}")
+
         # the search keeps time.perf_counter() deadlines (its workers share that clock)
         deadline = time.perf_counter() + config.remaining() if timed else None
         began = config.clock() - config.start_time
         res = branch_and_bound(problem, start, deadline=deadline, node_limit=node_limit, workers=workers,
-                               should_stop=None if asked_to_stop else config.should_stop)
+                               should_stop=None if asked_to_stop else config.should_stop, on_progress=report)
         if res.proven:
             term = Termination.OPTIMAL
         elif res.infeasible:
@@ -79,8 +88,24 @@ class BranchAndBoundBackend(Backend):
             term = Termination.ITERATION_LIMIT
         else:
             term = Termination.TIME_LIMIT
+        progress.note(f"{term} after {res.nodes} nodes; incumbent {res.value:.8g}, bound {res.bound:.8g}, "
+                      f"gap {_gap_text(res.value, res.bound)}")
         history = [(began + t, v) for t, v in res.history]
         return BackendResult(res.selection, res.assignment, term, bound=res.bound, proven_optimal=res.proven,
                              history=history,
                              info={"nodes": res.nodes, "enumerated": res.enumerated, "stopped": res.stopped,
                                    "workers": workers})
+
+
+def _gap_text(value: float, bound: float) -> str:
+    """The relative gap as the result will report it (see :class:`qpmopt.Solution`)."""
+    if not (math.isfinite(value) and math.isfinite(bound)):
+        return "-"
+    return f"{(bound - value) / max(1.0, abs(value)):.3%}"
+
+
+def _start_value(problem: Problem, start) -> str:
+    if start is None:
+        return "none"
+    _, value = evaluate_selection(problem, np.asarray(start, dtype=bool), exact=True)
+    return f"{value:.8g}" if math.isfinite(value) else "none meets every rule"

@@ -64,6 +64,7 @@ class LocalSearchBackend(Backend):
         else:
             term = Termination.TIME_LIMIT
         info = {"iterations": res.iterations, "assignment_seconds": assign_cost}
+        config.progress(self.name).note(f"{term} after {res.iterations} swaps; start {z0:.8g}")
         W, z = best_assignment(problem, selection, deadline=deadline)
         if W is not None:
             z = objective_terms(problem, selection, W).total
