@@ -199,3 +199,12 @@ def test_provenance_ignores_result_files_from_any_folder_and_sees_other_changes(
         assert provenance()["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2")
     assert provenance()["dirty"] is True
+
+
+def test_verbose_solve_prints_progress_on_stderr_only(runner, small_file, tmp_path):
+    out_file = tmp_path / "s.json"
+    loud = runner.invoke(main, ["solve", str(small_file), "--backend", "localsearch", "--verbose", "-o", str(out_file)])
+    assert loud.exit_code == 0, loud.output
+    assert "[localsearch" in loud.stderr and "[localsearch" not in loud.stdout
+    quiet = runner.invoke(main, ["solve", str(small_file), "--backend", "localsearch", "-o", str(out_file), "--force"])
+    assert quiet.exit_code == 0 and "[localsearch" not in quiet.stderr
