@@ -10,7 +10,7 @@ import numpy as np
 from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 
-__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "pair_stars"]
+__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "pair_stars", "star_value"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -174,6 +174,33 @@ def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
     return stars
 
 
+def star_value(hub_row: np.ndarray, leaf_rows: np.ndarray, k: int, own: int, exact: bool = True) -> float:
+    """An upper bound on what a star of shared pairs is worth at values ``hub_row``
+    ``(n_f,)`` and ``leaf_rows`` ``(n_leaves, n_f)`` (reduced values in a Lagrangian): each
+    leaf shares ``k - own`` of its ``k`` features with the hub's set ``H``, so it is worth
+    at most its positive values on ``H`` plus its ``own`` best values (their positive
+    parts when ``exact`` is False, the at-least mode); ``H`` is the top-``k`` of the hub's
+    values plus the leaves' positive parts."""
+    return _star_parts(hub_row, leaf_rows, k, own, exact)[0]
+
+
+def _star_parts(hub_row: np.ndarray, leaf_rows: np.ndarray, k: int, own: int, exact: bool,
+                ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`star_value` with what its subgradient needs: ``(value, H, the leaves'
+    positive mask, their own top indices, which of those count)``."""
+    n_f = hub_row.shape[0]
+    positive = leaf_rows > 0
+    hub_set = np.argpartition(-(hub_row + np.where(positive, leaf_rows, 0.0).sum(axis=0)), k - 1)[:k]
+    value = float(hub_row[hub_set].sum()) + float(np.where(positive[:, hub_set], leaf_rows[:, hub_set], 0.0).sum())
+    own_top = counted = None
+    if own:
+        own_top = np.argpartition(leaf_rows, n_f - own, axis=1)[:, n_f - own:]
+        vals = np.take_along_axis(leaf_rows, own_top, axis=1)
+        counted = np.ones_like(vals, dtype=bool) if exact else vals > 0
+        value += float(vals[counted].sum())
+    return value, hub_set, positive, own_top, counted
+
+
 def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incumbent: float, iterations: int,
                      deadline: float | None, clock: Callable[[], float], mu: np.ndarray | None = None) -> float:
     """:func:`lagrangian_upper_bound` with the classes of ``stars`` bounded together.
@@ -228,14 +255,8 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
             top = np.argpartition(star, n_f - k, axis=1)[:, n_f - k:]
             each = float(np.take_along_axis(star, top, axis=1).sum())
             leaf = star[1:]
-            positive = leaf > 0
-            hub_set = np.argpartition(-(reduced[hub] + np.where(positive, leaf, 0.0).sum(axis=0)), k - 1)[:k]
-            together = float(reduced[hub, hub_set].sum()) + float(np.where(positive[:, hub_set], leaf[:, hub_set], 0.0).sum())
-            if own:
-                own_top = np.argpartition(leaf, n_f - own, axis=1)[:, n_f - own:]
-                vals = np.take_along_axis(leaf, own_top, axis=1)
-                counted = np.ones_like(vals, dtype=bool) if rules.shared_exact else vals > 0
-                together += float(vals[counted].sum())
+            together, hub_set, positive, own_top, counted = _star_parts(reduced[hub], leaf, k, own,
+                                                                        rules.shared_exact)
             if each <= together:
                 value += each
                 rows.append(np.repeat(members, k))

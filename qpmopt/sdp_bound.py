@@ -27,6 +27,14 @@ is added), whatever the optimiser did.  The multipliers are found by L-BFGS on a
 upper approximation of ``g`` (log-sum-exp of the eigenvalues, softplus in the top-k
 dual), with the smoothing lowered in stages; the smallest exact ``g`` seen is returned.
 
+With CHiQPM's shared pairs (exact mode), the classes of a star of pairs
+(:func:`qpmopt.bounds.pair_stars`) are bounded together in the top-k part by the star
+formula of :func:`qpmopt.bounds.star_value` instead of each alone: for the fixed
+multipliers the ``W`` part is then the maximum over assignments that keep the star's rule
+(relaxed), still an upper bound, so ``g`` bounds the ruled problem.  Its smooth form uses
+softplus for the leaves' positive parts and the same top-k smoothing for the hub set and
+the leaves' own features.  Other rules are dropped, which only relaxes.
+
 Cost per evaluation: one symmetric eigendecomposition of size ``n_f + 1`` plus
 ``O(n_c n_f + n_f^2)``, which is why callers only use it up to :data:`SDP_MAX_FEATURES`
 candidate features (benchmarks/results/bound_strength.json records its time).
@@ -43,6 +51,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 from scipy.special import expit
 
+from qpmopt.bounds import pair_stars, star_value
 from qpmopt.problem import Problem
 from qpmopt.threads import single_threaded_blas
 
@@ -207,8 +216,13 @@ class _Dual:
     """The dual function ``g`` of the relaxation, exact and smoothed, for scaled arrays."""
 
     def __init__(self, A: np.ndarray, R: np.ndarray, B: np.ndarray, k: int, n_sel: int,
-                 fixed: np.ndarray | None = None) -> None:
+                 fixed: np.ndarray | None = None, stars: list[tuple[int, np.ndarray]] | None = None,
+                 own: int = 0) -> None:
         self.A, self.B, self.k, self.n = A, B, k, n_sel
+        # Stars of shared class pairs (exact mode): each leaf takes k - own of its hub's k
+        # features and `own` more; their classes are bounded together (see _star_part).
+        self.stars = [] if stars is None else [(int(h), np.asarray(lv, dtype=np.int64)) for h, lv in stars]
+        self.own = own
         self.half_R = -0.5 * R
         n_c, n_f = A.shape
         # features constrained to s_f = 1 (a node of the branch and bound), as indices
@@ -250,10 +264,24 @@ class _Dual:
         p = self.layout.split(y)
         C, const = self.matrix(p)
         lam_max = float(np.linalg.eigvalsh(C)[-1])
-        topk = np.sort(self.A - p["mu"], axis=1)[:, -self.k :]
-        return self._value(const, topk, lam_max, C)
+        return self._value(const, self._w_part(self.A - p["mu"]), lam_max, C)
+
+    def _w_part(self, reduced: np.ndarray) -> np.ndarray:
+        """Per-class maxima of the ``W`` part at reduced values ``A - mu``, ``(n_c,)``: each
+        class's top-k, except that a star's classes count together at most the star
+        formula of :func:`qpmopt.bounds.star_value` (on its hub's entry) where that is
+        less."""
+        part = np.sort(reduced, axis=1)[:, -self.k :].sum(axis=1)
+        for hub, leaves in self.stars:
+            members = np.concatenate([[hub], leaves])
+            together = star_value(reduced[hub], reduced[leaves], self.k, self.own)
+            if together < part[members].sum():
+                part[members] = 0.0
+                part[hub] = together
+        return part
 
     def _value(self, const: float, topk: np.ndarray, lam_max: float, C: np.ndarray) -> tuple[float, float]:
+        # topk: the W part's terms (their absolute values size the rounding margin)
         value = const + float(topk.sum()) + self.trace * lam_max
         # eigvalsh is backward stable: its largest eigenvalue is within a small multiple of
         # eps * ||C|| of the true one; 1e-10 is a wide margin over that and over the sums.
@@ -278,7 +306,13 @@ class _Dual:
         z = (a - p["t"][:, None]) / tau
         soft = tau * np.logaddexp(0.0, z)
         Wt = expit(z)  # plays the role of W
-        value = const + float(k * p["t"].sum() + soft.sum()) + self.trace * lse
+        w_value = float(k * p["t"].sum() + soft.sum())
+        t_grad = k - Wt.sum(axis=1)
+        for hub, leaves in self.stars:
+            members = np.concatenate([[hub], leaves])
+            w_value += self._smooth_star(a, p["t"], hub, leaves, tau, Wt, t_grad) - float(
+                k * p["t"][members].sum() + soft[members].sum())
+        value = const + w_value + self.trace * lse
 
         # The gradient of a Lagrangian dual function is the constraint residual at the
         # maximiser (here: at the smoothed maximiser M, Wt).
@@ -290,17 +324,52 @@ class _Dual:
         g[layout.slices["gamma"]] = s.sum() - n
         g[layout.slices["delta"]] = M[0, 0] - 1.0
         g[layout.slices["N"]] = 2.0 * X[layout.iu]
-        g[layout.slices["t"]] = k - Wt.sum(axis=1)
+        g[layout.slices["t"]] = t_grad
         g[layout.slices["phi"]] = 1.0 - s[self.fixed]
         self.last_s = s / max(float(M[0, 0]), 1e-12)
 
-        topk = np.sort(a, axis=1)[:, -k:]
-        exact, err = self._value(const, topk, float(lam[-1]), C)
+        exact, err = self._value(const, self._w_part(a), float(lam[-1]), C)
         return value, g, exact + err
+
+    def _smooth_star(self, a: np.ndarray, t: np.ndarray, hub: int, leaves: np.ndarray, tau: float,
+                     Wt: np.ndarray, t_grad: np.ndarray) -> float:
+        """A smooth upper approximation of the star formula (softplus for the positive
+        parts and, with the hub's ``t`` and the leaves' ``t``, for the top-k of the hub set
+        and each leaf's top ``own``); writes the star's rows of ``Wt`` (minus the gradient
+        in ``mu``) and of ``t_grad``."""
+        k, own = self.k, self.own
+        leaf = a[leaves]
+        positive = tau * np.logaddexp(0.0, leaf / tau)
+        d_positive = expit(leaf / tau)
+        zu = (a[hub] + positive.sum(axis=0) - t[hub]) / tau
+        su = expit(zu)
+        value = k * t[hub] + tau * float(np.logaddexp(0.0, zu).sum())
+        Wt[hub] = su
+        Wt[leaves] = su[None, :] * d_positive
+        t_grad[hub] = k - su.sum()
+        t_grad[leaves] = 0.0
+        if own:
+            zo = (leaf - t[leaves][:, None]) / tau
+            so = expit(zo)
+            value += own * float(t[leaves].sum()) + tau * float(np.logaddexp(0.0, zo).sum())
+            Wt[leaves] += so
+            t_grad[leaves] = own - so.sum(axis=1)
+        return float(value)
 
 
 class _Stop(Exception):
     pass
+
+
+def _start_t(dual: _Dual) -> np.ndarray:
+    """The top-k thresholds to start from: each class's k-th value; for a star's hub the
+    k-th of the values its hub set is chosen by, for its leaves their own-th value."""
+    t = np.sort(dual.A, axis=1)[:, -dual.k].copy()
+    for hub, leaves in dual.stars:
+        hub_values = dual.A[hub] + np.maximum(dual.A[leaves], 0.0).sum(axis=0)
+        t[hub] = np.sort(hub_values)[-dual.k]
+        t[leaves] = np.sort(dual.A[leaves], axis=1)[:, -dual.own]
+    return t
 
 
 def sdp_dual_value(problem: Problem, multipliers: np.ndarray) -> float:
@@ -335,8 +404,28 @@ def _scale(problem: Problem) -> float:
 
 def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
     scale = _scale(problem)
+    A = problem.A / scale
+    stars, own = _stars(problem, A)
     # Problem guarantees a zero diagonal of R (the objective ignores it).
-    return _Dual(problem.A / scale, problem.R / scale, problem.B / scale, problem.k, problem.n_features), scale
+    return _Dual(A, problem.R / scale, problem.B / scale, problem.k, problem.n_features, stars=stars, own=own), scale
+
+
+def _stars(problem: Problem, A: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], int]:
+    """The stars of shared pairs the dual bounds together (exact mode only: its smooth
+    form has no positive parts for the leaves' own values), and the features a leaf
+    takes outside its hub's set.  A star is kept where its formula at the raw values is
+    below its classes' top-k values each alone (for a pair of similar classes it is not,
+    and optimising it would only slow the rest)."""
+    rules = problem.rules
+    if rules is None or not rules.shared_exact:
+        return [], 0
+    own = problem.k - int(rules.shared_count)
+    kept = []
+    for hub, leaves in pair_stars(problem):
+        each = float(np.sort(A[np.concatenate([[hub], leaves])], axis=1)[:, -problem.k:].sum())
+        if star_value(A[hub], A[leaves], problem.k, own) < each:
+            kept.append((hub, leaves))
+    return kept, own
 
 
 def sdp_upper_bound(
@@ -386,7 +475,7 @@ def _sdp_upper_bound(
     dual, scale = _scaled_dual(problem)
     layout = dual.layout
     y = np.zeros(layout.size)
-    y[layout.slices["t"]] = np.sort(dual.A, axis=1)[:, -problem.k]  # start t at each class's k-th value
+    y[layout.slices["t"]] = _start_t(dual)
     best = [np.inf]
     evaluations = [0]
     goal = None if target is None else target / scale

@@ -6,14 +6,15 @@ import time
 
 import numpy as np
 import pytest
-from helpers import oracle, random_instance
-from hypothesis import given, settings
+from helpers import oracle, oracle_with_rules, random_instance
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import qpmopt
 from qpmopt.backends import MipBackend, ModelResult
 from qpmopt.bounds import lagrangian_upper_bound
-from qpmopt.sdp_bound import sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
+from qpmopt.matrices import similar_class_pairs
+from qpmopt.sdp_bound import _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
 
 
 def clash_instance(seed: int):
@@ -53,6 +54,56 @@ def test_optimised_bound_is_valid_and_not_weaker_than_the_simple_one(seed, neg, 
     # y = 0 already bounds by the top-k sums plus (1 + n_sel) lambda_max; optimising must
     # do better than the start.
     assert res.value <= sdp_dual_value(p, np.zeros(sdp_multiplier_count(p))) + 1e-9
+
+
+def _star_problem(seed: int, k: int, n_sel: int, unique: bool, neg: bool):
+    """Class 0 paired with classes 1-3 (a star), sometimes one more pair among the leaves,
+    each sharing exactly k - 1 features (CHiQPM's rule).  Each class has a few strong
+    features of its own, so that the rule costs the leaves and bounding the star together
+    is below its classes' top-k values (where it is not, the bound leaves the star out)."""
+    rng = np.random.default_rng(seed)
+    _, R, B = random_instance(rng, 5, 8, negative_r=neg)
+    A = rng.uniform(-0.2, 0.1, size=(5, 8))
+    for c in range(5):
+        A[c, rng.choice(8, 2, replace=False)] += rng.uniform(0.6, 1.0, size=2)
+    pairs = [(0, 1), (0, 2), (0, 3)] + ([(1, 2)] if seed % 2 else [])
+    rules = {"shared_pairs": pairs}
+    truth = oracle_with_rules(A, R, B, k, n_sel, unique, rules)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique, constraints=rules)
+    return p, truth
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 3), unique=st.booleans(), neg=st.booleans(),
+       spread=st.sampled_from([0.01, 0.3, 3.0]))
+def test_with_shared_pairs_any_multipliers_bound_the_ruled_optimum(seed, k, unique, neg, spread):
+    # The star's classes are bounded together (fewer than their top-k values each); weak
+    # duality must still hold against the exhaustive optimum under the rules.
+    p, truth = _star_problem(seed, k, 5, unique, neg)
+    assume(np.isfinite(truth) and _scaled_dual(p)[0].stars)
+    y = np.random.default_rng(seed + 1).normal(scale=spread, size=sdp_multiplier_count(p))
+    assert sdp_dual_value(p, y) >= truth - 1e-9
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 3), unique=st.booleans())
+def test_with_shared_pairs_the_optimised_bound_is_valid(seed, k, unique):
+    p, truth = _star_problem(seed, k, 5, unique, False)
+    assume(np.isfinite(truth) and _scaled_dual(p)[0].stars)
+    assert sdp_upper_bound(p, iterations_per_stage=60).value >= truth - 1e-9
+
+
+def test_shared_pairs_tighten_the_semidefinite_bound():
+    # The small preset with CHiQPM's pairs: its stars bounded together give a lower bound
+    # than the unconstrained relaxation, still above a rule-abiding answer.
+    inst = qpmopt.instances.generate("small", seed=0)
+    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5)}
+    ruled = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
+    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, constraints=rules,
+                                  backend="highs", time_limit=30)
+    with_stars, alone = sdp_upper_bound(ruled).value, sdp_upper_bound(free).value
+    assert sol.objective <= with_stars < alone - 1e-3 * abs(alone)
 
 
 @pytest.mark.parametrize("seed", range(3))
