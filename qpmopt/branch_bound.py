@@ -25,9 +25,9 @@ task starts with the best answer known then.  The proven optimum is the same as 
 counts, and which of several equally good selections is returned, may differ from run to
 run.
 
-Rules: included and excluded features are fixed at the root; the other rules are dropped
-by the bound (it stays valid) and honoured by the exact assignment of every scored
-selection.
+Rules: included and excluded features are fixed at the root; stars of shared pairs are
+bounded together as in :mod:`qpmopt.sdp_bound`; the other rules are dropped by the bound
+(it stays valid) and honoured by the exact assignment of every scored selection.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import numpy as np
 
 from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import _Dual, _scale, _Stop
+from qpmopt.sdp_bound import _Dual, _scale, _stars, _Stop
 from qpmopt.search import evaluate_selection, relaxed_value
 from qpmopt.solution import OPTIMALITY_TOL
 from qpmopt.threads import single_threaded_blas
@@ -156,6 +156,7 @@ class _Bounder:
         self.problem = problem
         self.scale = _scale(problem)
         self.A, self.R, self.B = problem.A / self.scale, problem.R / self.scale, problem.B / self.scale
+        self.stars, self.own = _stars(problem, self.A)  # bounded together under shared pairs
 
     def _restrict(self, include: np.ndarray, exclude: np.ndarray, full: dict[str, np.ndarray],
                   ) -> tuple[np.ndarray, np.ndarray, _Dual, np.ndarray]:
@@ -164,7 +165,7 @@ class _Bounder:
         keep = np.flatnonzero(~exclude)
         fixed_global = np.flatnonzero(include)
         dual = _Dual(self.A[:, keep], self.R[np.ix_(keep, keep)], self.B[keep], self.problem.k,
-                     self.problem.n_features, np.searchsorted(keep, fixed_global))
+                     self.problem.n_features, np.searchsorted(keep, fixed_global), stars=self.stars, own=self.own)
         layout = dual.layout
         y = np.empty(layout.size)
         y[layout.slices["mu"]] = full["mu"][:, keep].ravel()

@@ -8,7 +8,14 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import assert_feasible_by_hand, objective_by_hand, oracle, oracle_with_rules, random_instance
+from helpers import (
+    assert_feasible_by_hand,
+    objective_by_hand,
+    oracle,
+    oracle_with_rules,
+    random_instance,
+    star_instance,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +101,26 @@ def test_a_stopped_search_keeps_its_incumbent_and_a_valid_bound():
         assert res.stopped == why and not res.proven
         assert np.array_equal(res.selection, start) or res.value > objective_by_hand(A, R, B, start, res.assignment)
         assert res.bound >= truth - 1e-9
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 3), unique=st.booleans())
+def test_branch_and_bound_under_a_star_of_shared_pairs_proves_the_oracles_optimum(seed, k, unique):
+    # the node bounds count the star's classes together (qpmopt.sdp_bound); pruning on
+    # them must never lose the optimum under the rules
+    A, R, B, rules = star_instance(seed)
+    truth = oracle_with_rules(A, R, B, k, 5, unique, rules)
+    problem = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=5, unique=unique, constraints=rules)
+    with mock.patch.object(bb, "ENUMERATE_MAX", 10):
+        res = bb.branch_and_bound(problem, None)
+    if not np.isfinite(truth):
+        assert res.infeasible
+        return
+    assert res.proven and res.nodes >= 1
+    assert_feasible_by_hand(res.selection, res.assignment, k, 5, unique)
+    for a, b in rules["shared_pairs"]:
+        assert int((res.assignment[a] & res.assignment[b]).sum()) == k - 1
+    assert abs(objective_by_hand(A, R, B, res.selection, res.assignment) - truth) <= 1e-9 * max(1.0, abs(truth))
 
 
 @pytest.mark.parametrize("seed", [0, 2, 3])

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import oracle, oracle_with_rules, random_instance
+from helpers import oracle, oracle_with_rules, random_instance, star_instance
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -57,20 +57,9 @@ def test_optimised_bound_is_valid_and_not_weaker_than_the_simple_one(seed, neg, 
 
 
 def _star_problem(seed: int, k: int, n_sel: int, unique: bool, neg: bool):
-    """Class 0 paired with classes 1-3 (a star), sometimes one more pair among the leaves,
-    each sharing exactly k - 1 features (CHiQPM's rule).  Each class has a few strong
-    features of its own, so that the rule costs the leaves and bounding the star together
-    is below its classes' top-k values (where it is not, the bound leaves the star out)."""
-    rng = np.random.default_rng(seed)
-    _, R, B = random_instance(rng, 5, 8, negative_r=neg)
-    A = rng.uniform(-0.2, 0.1, size=(5, 8))
-    for c in range(5):
-        A[c, rng.choice(8, 2, replace=False)] += rng.uniform(0.6, 1.0, size=2)
-    pairs = [(0, 1), (0, 2), (0, 3)] + ([(1, 2)] if seed % 2 else [])
-    rules = {"shared_pairs": pairs}
+    A, R, B, rules = star_instance(seed, negative_r=neg)
     truth = oracle_with_rules(A, R, B, k, n_sel, unique, rules)
-    p = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique, constraints=rules)
-    return p, truth
+    return qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=unique, constraints=rules), truth
 
 
 @settings(max_examples=30, deadline=None)
