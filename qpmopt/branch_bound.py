@@ -165,7 +165,8 @@ class _Bounder:
         keep = np.flatnonzero(~exclude)
         fixed_global = np.flatnonzero(include)
         dual = _Dual(self.A[:, keep], self.R[np.ix_(keep, keep)], self.B[keep], self.problem.k,
-                     self.problem.n_features, np.searchsorted(keep, fixed_global), stars=self.stars, own=self.own)
+                     self.problem.n_features, np.searchsorted(keep, fixed_global), stars=self.stars, own=self.own,
+                     shared_exact=self.problem.rules is None or self.problem.rules.shared_exact)
         layout = dual.layout
         y = np.empty(layout.size)
         y[layout.slices["mu"]] = full["mu"][:, keep].ravel()

@@ -27,13 +27,14 @@ is added), whatever the optimiser did.  The multipliers are found by L-BFGS on a
 upper approximation of ``g`` (log-sum-exp of the eigenvalues, softplus in the top-k
 dual), with the smoothing lowered in stages; the smallest exact ``g`` seen is returned.
 
-With CHiQPM's shared pairs (exact mode), the classes of a star of pairs
-(:func:`qpmopt.bounds.pair_stars`) are bounded together in the top-k part by the star
-formula of :func:`qpmopt.bounds.star_value` instead of each alone: for the fixed
+With shared class pairs (CHiQPM's exact and DINO-QPM's at-least mode), the classes of a
+star of pairs (:func:`qpmopt.bounds.pair_stars`) are bounded together in the top-k part
+by the star formula of :func:`qpmopt.bounds.star_value` instead of each alone: for fixed
 multipliers the ``W`` part is then the maximum over assignments that keep the star's rule
 (relaxed), still an upper bound, so ``g`` bounds the ruled problem.  Its smooth form uses
-softplus for the leaves' positive parts and the same top-k smoothing for the hub set and
-the leaves' own features.  Other rules are dropped, which only relaxes.
+softplus for the leaves' positive parts (in the at-least mode for their own values too)
+and the same top-k smoothing for the hub set and the leaves' own features.  Other rules
+are dropped, which only relaxes.
 
 Cost per evaluation: one symmetric eigendecomposition of size ``n_f + 1`` plus
 ``O(n_c n_f + n_f^2)``, which is why callers only use it up to :data:`SDP_MAX_FEATURES`
@@ -217,12 +218,13 @@ class _Dual:
 
     def __init__(self, A: np.ndarray, R: np.ndarray, B: np.ndarray, k: int, n_sel: int,
                  fixed: np.ndarray | None = None, stars: list[tuple[int, np.ndarray]] | None = None,
-                 own: int = 0) -> None:
+                 own: int = 0, shared_exact: bool = True) -> None:
         self.A, self.B, self.k, self.n = A, B, k, n_sel
-        # Stars of shared class pairs (exact mode): each leaf takes k - own of its hub's k
-        # features and `own` more; their classes are bounded together (see _star_part).
+        # Stars of shared class pairs: each leaf takes k - own of its hub's k features and
+        # `own` more (in the at-least mode, only their positive parts count); their classes
+        # are bounded together (see _w_part).
         self.stars = [] if stars is None else [(int(h), np.asarray(lv, dtype=np.int64)) for h, lv in stars]
-        self.own = own
+        self.own, self.shared_exact = own, shared_exact
         self.half_R = -0.5 * R
         n_c, n_f = A.shape
         # features constrained to s_f = 1 (a node of the branch and bound), as indices
@@ -274,7 +276,7 @@ class _Dual:
         part = np.sort(reduced, axis=1)[:, -self.k :].sum(axis=1)
         for hub, leaves in self.stars:
             members = np.concatenate([[hub], leaves])
-            together = star_value(reduced[hub], reduced[leaves], self.k, self.own)
+            together = star_value(reduced[hub], reduced[leaves], self.k, self.own, self.shared_exact)
             if together < part[members].sum():
                 part[members] = 0.0
                 part[hub] = together
@@ -349,10 +351,12 @@ class _Dual:
         t_grad[hub] = k - su.sum()
         t_grad[leaves] = 0.0
         if own:
-            zo = (leaf - t[leaves][:, None]) / tau
+            # at-least mode: the own values' positive parts (softplus, as above)
+            counted, d_counted = (leaf, 1.0) if self.shared_exact else (positive, d_positive)
+            zo = (counted - t[leaves][:, None]) / tau
             so = expit(zo)
             value += own * float(t[leaves].sum()) + tau * float(np.logaddexp(0.0, zo).sum())
-            Wt[leaves] += so
+            Wt[leaves] += so * d_counted
             t_grad[leaves] = own - so.sum(axis=1)
         return float(value)
 
@@ -407,23 +411,24 @@ def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
     A = problem.A / scale
     stars, own = _stars(problem, A)
     # Problem guarantees a zero diagonal of R (the objective ignores it).
-    return _Dual(A, problem.R / scale, problem.B / scale, problem.k, problem.n_features, stars=stars, own=own), scale
+    exact = problem.rules is None or problem.rules.shared_exact
+    return _Dual(A, problem.R / scale, problem.B / scale, problem.k, problem.n_features, stars=stars, own=own,
+                 shared_exact=exact), scale
 
 
 def _stars(problem: Problem, A: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], int]:
-    """The stars of shared pairs the dual bounds together (exact mode only: its smooth
-    form has no positive parts for the leaves' own values), and the features a leaf
-    takes outside its hub's set.  A star is kept where its formula at the raw values is
-    below its classes' top-k values each alone (for a pair of similar classes it is not,
-    and optimising it would only slow the rest)."""
+    """The stars of shared pairs the dual bounds together, and the features a leaf takes
+    outside its hub's set.  A star is kept where its formula at the raw values is below
+    its classes' top-k values each alone (for a pair of similar classes it is not, and
+    optimising it would only slow the rest)."""
     rules = problem.rules
-    if rules is None or not rules.shared_exact:
+    if rules is None or not len(rules.shared) or rules.shared_count == 0:
         return [], 0
     own = problem.k - int(rules.shared_count)
     kept = []
     for hub, leaves in pair_stars(problem):
         each = float(np.sort(A[np.concatenate([[hub], leaves])], axis=1)[:, -problem.k:].sum())
-        if star_value(A[hub], A[leaves], problem.k, own) < each:
+        if star_value(A[hub], A[leaves], problem.k, own, rules.shared_exact) < each:
             kept.append((hub, leaves))
     return kept, own
 

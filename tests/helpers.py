@@ -20,9 +20,9 @@ def random_instance(rng: np.random.Generator, n_c: int, n_f: int, *, negative_r:
     return A, R, B
 
 
-def star_instance(seed: int, *, negative_r: bool = False):
+def star_instance(seed: int, *, negative_r: bool = False, mode: str = "exact"):
     """5 x 8 arrays and CHiQPM-style rules: class 0 paired with classes 1-3 (a star),
-    for odd seeds one more pair among the leaves (shared count ``k - 1``, exact).  Each
+    for odd seeds one more pair among the leaves (shared count ``k - 1``, ``mode``).  Each
     class has two strong features of its own, so that the rule costs the leaves and the
     bounds keep the star (bounding it together is below its classes' top-k values)."""
     rng = np.random.default_rng(seed)
@@ -31,7 +31,7 @@ def star_instance(seed: int, *, negative_r: bool = False):
     for c in range(5):
         A[c, rng.choice(8, 2, replace=False)] += rng.uniform(0.6, 1.0, size=2)
     pairs = [(0, 1), (0, 2), (0, 3)] + ([(1, 2)] if seed % 2 else [])
-    return A, R, B, {"shared_pairs": pairs}
+    return A, R, B, {"shared_pairs": pairs, "shared_mode": mode}
 
 
 def small_arrays(seed, n_c=5, n_f=7):
