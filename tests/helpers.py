@@ -34,6 +34,22 @@ def star_instance(seed: int, *, negative_r: bool = False, mode: str = "exact"):
     return A, R, B, {"shared_pairs": pairs, "shared_mode": mode}
 
 
+def ruled_preset(preset: str, seed: int, backend: str, time_limit: float):
+    """A preset with CHiQPM's pairs (``similar_class_pairs(A, 0.5)``): ``(problem with the
+    rules, the same without them, a rule-abiding answer from ``backend``)``."""
+    import qpmopt
+    from qpmopt.matrices import similar_class_pairs
+
+    inst = qpmopt.instances.generate(preset, seed=seed)
+    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5)}
+    ruled = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
+    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, constraints=rules,
+                                  backend=backend, time_limit=time_limit)
+    assert sol.objective is not None
+    return ruled, free, sol
+
+
 def small_arrays(seed, n_c=5, n_f=7):
     """Random arrays for the steering tests: A in [-0.2, 1], symmetric R of both signs, B."""
     rng = np.random.default_rng(seed)

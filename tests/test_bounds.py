@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
-from helpers import oracle, oracle_with_rules, random_instance
+from helpers import oracle, oracle_with_rules, random_instance, ruled_preset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qpmopt
 from qpmopt.bounds import lagrangian_upper_bound, pair_stars, simple_upper_bound
-from qpmopt.matrices import similar_class_pairs
 
 
 @settings(max_examples=40, deadline=None)
@@ -138,13 +137,7 @@ def test_shared_pairs_tighten_the_bound_at_cub_size():
     # The cub preset with CHiQPM's pairs: one class is in many pairs, and its partners must
     # each use k - 1 of its features.  Bounding that star together is far below the bound
     # that treats each class alone, and still above a rule-abiding answer.
-    inst = qpmopt.instances.generate("cub", seed=0)
-    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5)}
-    ruled = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
-    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
-    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, constraints=rules,
-                                  backend="localsearch", time_limit=20)
-    assert sol.objective is not None
+    ruled, free, sol = ruled_preset("cub", 0, "localsearch", 20)
     with_stars = lagrangian_upper_bound(ruled, sol.objective, iterations=300)
     alone = lagrangian_upper_bound(free, sol.objective, iterations=300)
     assert sol.objective <= with_stars < alone - 0.05 * (alone - sol.objective)

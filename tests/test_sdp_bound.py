@@ -6,14 +6,13 @@ import time
 
 import numpy as np
 import pytest
-from helpers import oracle, oracle_with_rules, random_instance, star_instance
+from helpers import oracle, oracle_with_rules, random_instance, ruled_preset, star_instance
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import qpmopt
 from qpmopt.backends import MipBackend, ModelResult
 from qpmopt.bounds import lagrangian_upper_bound
-from qpmopt.matrices import similar_class_pairs
 from qpmopt.sdp_bound import _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
 
 
@@ -86,12 +85,7 @@ def test_with_shared_pairs_the_optimised_bound_is_valid(seed, k, unique, mode):
 def test_shared_pairs_tighten_the_semidefinite_bound():
     # The small preset with CHiQPM's pairs: its stars bounded together give a lower bound
     # than the unconstrained relaxation, still above a rule-abiding answer.
-    inst = qpmopt.instances.generate("small", seed=0)
-    rules = {"shared_pairs": similar_class_pairs(inst.A, 0.5)}
-    ruled = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
-    free = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
-    sol = qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, constraints=rules,
-                                  backend="highs", time_limit=30)
+    ruled, free, sol = ruled_preset("small", 0, "highs", 30)
     with_stars, alone = sdp_upper_bound(ruled).value, sdp_upper_bound(free).value
     assert sol.objective <= with_stars < alone - 1e-3 * abs(alone)
 
