@@ -75,8 +75,9 @@ _PHI_TRIALS = (-0.003, -0.01, -0.03, -0.1, -0.3)
 #: magnitude, and short tasks from one shared queue keep every worker busy to the end
 #: (handing out whole subtrees left one process idle for seconds).  Why the largest bound
 #: next: depth first alone keeps a node near the root open, so the bound reported at a time
-#: limit never moved (medium-1, 1% tolerance, 649 nodes in 300 s: still 55.32, the root's);
-#: taking the largest first lowered it to 54.96 in 94 nodes.
+#: limit stays the root's however long it runs (medium-1 at 1% tolerance: still the root's
+#: after 300 s); taking the largest first lowers it as it goes (there from 55.34 to 54.99
+#: in 73 nodes, benchmarks/results/bound_directions.json).
 NODES_PER_TASK = 8
 
 
