@@ -421,12 +421,13 @@ def _stars(problem: Problem, A: np.ndarray) -> tuple[list[tuple[int, np.ndarray]
     outside its hub's set.  A star is kept where its formula at the raw values is below
     its classes' top-k values each alone (for a pair of similar classes it is not, and
     optimising it would only slow the rest)."""
-    rules = problem.rules
-    if rules is None or not len(rules.shared) or rules.shared_count == 0:
+    stars = pair_stars(problem)  # empty without shared pairs or with a shared count of 0
+    if not stars:
         return [], 0
+    rules = problem.rules
     own = problem.k - int(rules.shared_count)
     kept = []
-    for hub, leaves in pair_stars(problem):
+    for hub, leaves in stars:
         each = float(np.sort(A[np.concatenate([[hub], leaves])], axis=1)[:, -problem.k:].sum())
         if star_value(A[hub], A[leaves], problem.k, own, rules.shared_exact) < each:
             kept.append((hub, leaves))

@@ -47,6 +47,12 @@ class Termination(str, Enum):
         return self.value
 
 
+def relative_gap(objective: float, bound: float) -> float:
+    """``max(0, bound - objective) / max(1, |objective|)``: the gap a :class:`Solution`
+    reports."""
+    return max(0.0, bound - objective) / max(1.0, abs(objective))
+
+
 @dataclass
 class BackendResult:
     """A backend's raw answer, before verification.

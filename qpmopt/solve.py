@@ -14,7 +14,7 @@ from qpmopt.backends.registry import get_backend
 from qpmopt.evaluate import VerificationError, selection_mask, verify
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
 from qpmopt.search import best_assignment
-from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination
+from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination, relative_gap
 
 __all__ = ["solve_assignment", "solve_problem", "OPTIMALITY_TOL"]
 
@@ -174,7 +174,7 @@ def finalize(problem: Problem, raw: BackendResult, backend_name: str, seed: int,
     proven = raw.proven_optimal or (bound is not None and bound - obj <= OPTIMALITY_TOL * scale)
     if proven:
         bound = obj if bound is None else max(min(bound, obj + 1e-6 * scale), obj)
-    gap = None if bound is None else max(0.0, bound - obj) / scale
+    gap = None if bound is None else relative_gap(obj, bound)
     return Solution(
         features=np.flatnonzero(selection).astype(np.int64),
         assignment=np.asarray(assignment, dtype=bool),

@@ -12,7 +12,6 @@ import math
 import os
 import time
 
-import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, ProblemTooLargeError, SolverConfig
@@ -20,8 +19,8 @@ from qpmopt.branch_bound import branch_and_bound
 from qpmopt.budget import check_first_answer
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import SDP_MAX_FEATURES
-from qpmopt.search import evaluate_selection, greedy_then_swaps
-from qpmopt.solution import BackendResult, Termination
+from qpmopt.search import greedy_then_swaps
+from qpmopt.solution import BackendResult, Termination, relative_gap
 
 __all__ = ["BranchAndBoundBackend", "BranchAndBoundOptions", "BNB_MAX_CANDIDATES"]
 
@@ -67,7 +66,9 @@ class BranchAndBoundBackend(Backend):
                 node_limit, asked_to_stop = 0, True
         workers = options.workers or config.threads or min(4, os.cpu_count() or 1)
         progress = config.progress(self.name)
-        progress.note(lambda: f"{workers} worker(s); start {_start_value(problem, start)}")  # scored only if shown
+        # the start's objective comes in the first progress line (scoring it here as well
+        # would repeat the exact assignment, a HiGHS solve under shared pairs)
+        progress.note(f"{workers} worker(s); start from {'the warm start' if config.warm_start is not None else 'the swap search'}")
 
         def report(nodes: int, open_nodes: int, value: float, bound: float) -> None:
             progress(lambda: f"nodes {nodes}, open {open_nodes}, incumbent {value:.8g}, bound {bound:.8g}, "
@@ -98,14 +99,5 @@ class BranchAndBoundBackend(Backend):
 
 
 def _gap_text(value: float, bound: float) -> str:
-    """The relative gap as the result will report it (see :class:`qpmopt.Solution`)."""
-    if not (math.isfinite(value) and math.isfinite(bound)):
-        return "-"
-    return f"{(bound - value) / max(1.0, abs(value)):.3%}"
-
-
-def _start_value(problem: Problem, start) -> str:
-    if start is None:
-        return "none"
-    _, value = evaluate_selection(problem, np.asarray(start, dtype=bool), exact=True)
-    return f"{value:.8g}" if math.isfinite(value) else "none meets every rule"
+    """The relative gap as the result will report it (:func:`qpmopt.solution.relative_gap`)."""
+    return f"{relative_gap(value, bound):.3%}" if math.isfinite(value) and math.isfinite(bound) else "-"
