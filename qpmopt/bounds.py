@@ -10,7 +10,8 @@ import numpy as np
 from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 
-__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "pair_stars", "star_value"]
+__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "lagrangian_multipliers",
+           "pair_stars", "star_value"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -95,6 +96,19 @@ def lagrangian_upper_bound(
         return best if floor is None else min(best, floor)
     best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock)
     return best if floor is None else min(best, floor)
+
+
+def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: int = 300,
+                           deadline: float | None = None,
+                           clock: Callable[[], float] = time.perf_counter) -> tuple[float, np.ndarray]:
+    """``(bound, mu)``: the smallest bound of :func:`lagrangian_upper_bound`'s per-class
+    method (each class alone, shared pairs not seen; valid for every rule set) and its
+    multipliers of ``W <= s`` where the subgradient steps stopped, ``(n_c, n_f)``, non-negative.
+
+    For warm starts: :func:`qpmopt.sdp_bound.sdp_upper_bound` takes ``mu`` as
+    ``start_mu``.  ``incumbent`` is a known objective (the step size aims at it).
+    """
+    return _per_class_lagrangian(problem, incumbent, iterations, deadline, clock)
 
 
 def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, deadline: float | None,

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 from scipy.optimize import Bounds, minimize
 from scipy.special import expit
 
@@ -72,6 +73,18 @@ __all__ = [
 #: bound from converging in the time a solve gives it (at 512 and 2 048 candidates it did
 #: not beat the Lagrangian bound in that time); callers skip it there.
 SDP_MAX_FEATURES = 400
+
+#: Above this many candidates the smoothed function uses only the largest
+#: :data:`TOP_EIGENPAIRS` eigenpairs (LAPACK's ``syevr`` on a subset): a full
+#: eigendecomposition and the product that rebuilds the primal matrix from it cost about
+#: three times as much at 2 048 candidates (benchmarks/results/sdp_scale.json).  The
+#: truncated log-sum-exp keeps the largest eigenvalue, so it still lies above the dual
+#: function, and the certified value uses that eigenvalue alone, as before.
+PARTIAL_EIGEN_ABOVE = SDP_MAX_FEATURES
+
+#: Eigenpairs kept by the truncated smoothing; at the smoothing levels used, eigenvalues
+#: further below the largest get weights under ``exp(-20)``.
+TOP_EIGENPAIRS = 64
 
 #: Seconds of a full default schedule per second of one evaluation timed up front, both on
 #: one BLAS thread: about 700 evaluations, each costing about the up-front one once the
@@ -218,8 +231,10 @@ class _Dual:
 
     def __init__(self, A: np.ndarray, R: np.ndarray, B: np.ndarray, k: int, n_sel: int,
                  fixed: np.ndarray | None = None, stars: list[tuple[int, np.ndarray]] | None = None,
-                 own: int = 0, shared_exact: bool = True) -> None:
+                 own: int = 0, shared_exact: bool = True, top_eigenpairs: int | None = None) -> None:
         self.A, self.B, self.k, self.n = A, B, k, n_sel
+        # None: every eigenpair in the smoothing; an int: only that many of the largest
+        self.top_eigenpairs = None if top_eigenpairs is None or top_eigenpairs >= A.shape[1] + 1 else top_eigenpairs
         # Stars of shared class pairs: each leaf takes k - own of its hub's k features and
         # `own` more (in the at-least mode, only their positive parts count); their classes
         # are bounded together (see _w_part).
@@ -296,8 +311,14 @@ class _Dual:
         layout, k, n = self.layout, self.k, self.n
         p = layout.split(y)
         C, const = self.matrix(p)
-        lam, U = np.linalg.eigh(C)
-        # tau * logsumexp(lam / tau) >= lam_max; its gradient is the PSD matrix U diag(w) U^T.
+        if self.top_eigenpairs is None:
+            lam, U = np.linalg.eigh(C)
+        else:
+            size = C.shape[0]
+            lam, U = scipy.linalg.eigh(C, subset_by_index=[size - self.top_eigenpairs, size - 1], driver="evr",
+                                       check_finite=False)
+        # tau * logsumexp(lam / tau) >= lam_max (also over the largest eigenvalues alone);
+        # its gradient is the PSD matrix U diag(w) U^T.
         shifted = (lam - lam[-1]) / tau
         w = np.exp(shifted)
         total = w.sum()
@@ -365,14 +386,16 @@ class _Stop(Exception):
     pass
 
 
-def _start_t(dual: _Dual) -> np.ndarray:
-    """The top-k thresholds to start from: each class's k-th value; for a star's hub the
-    k-th of the values its hub set is chosen by, for its leaves their own-th value."""
-    t = np.sort(dual.A, axis=1)[:, -dual.k].copy()
+def _start_t(dual: _Dual, mu: np.ndarray | None = None) -> np.ndarray:
+    """The top-k thresholds to start from, at reduced values ``A - mu`` (``A`` when
+    ``mu`` is None): each class's k-th value; for a star's hub the k-th of the values its
+    hub set is chosen by, for its leaves their own-th value."""
+    a = dual.A if mu is None else dual.A - mu
+    t = np.sort(a, axis=1)[:, -dual.k].copy()
     for hub, leaves in dual.stars:
-        hub_values = dual.A[hub] + np.maximum(dual.A[leaves], 0.0).sum(axis=0)
+        hub_values = a[hub] + np.maximum(a[leaves], 0.0).sum(axis=0)
         t[hub] = np.sort(hub_values)[-dual.k]
-        t[leaves] = np.sort(dual.A[leaves], axis=1)[:, -dual.own]
+        t[leaves] = np.sort(a[leaves], axis=1)[:, -dual.own]
     return t
 
 
@@ -412,8 +435,9 @@ def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
     stars, own = _stars(problem, A)
     # Problem guarantees a zero diagonal of R (the objective ignores it).
     exact = problem.rules is None or problem.rules.shared_exact
+    top = TOP_EIGENPAIRS if problem.n_candidates > PARTIAL_EIGEN_ABOVE else None
     return _Dual(A, problem.R / scale, problem.B / scale, problem.k, problem.n_features, stars=stars, own=own,
-                 shared_exact=exact), scale
+                 shared_exact=exact, top_eigenpairs=top), scale
 
 
 def _stars(problem: Problem, A: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], int]:
@@ -443,6 +467,7 @@ def sdp_upper_bound(
     iterations_per_stage: int = 150,
     should_stop: Callable[[], bool] | None = None,
     verbose: bool = False,
+    start_mu: np.ndarray | None = None,
 ) -> SdpBound:
     """A valid upper bound on ``Z`` from the semidefinite relaxation described above.
 
@@ -460,12 +485,21 @@ def sdp_upper_bound(
         should_stop: polled before every evaluation; when it returns True (or on Ctrl-C)
             the best bound so far is returned with ``stopped="interrupted"``.
         verbose: print one progress line per smoothing level to stderr.
+        start_mu: ``(n_c, n_f)`` multipliers of ``W <= s`` to start from, in the units of
+            ``A`` (for example those of :func:`qpmopt.bounds.lagrangian_multipliers`);
+            zeros when ``None``.  Any non-negative values keep the bound valid; good ones
+            matter above a few hundred candidates, where the schedule's iterations are too
+            few to find ``n_c * n_f`` prices from zero.
+
+    Above :data:`PARTIAL_EIGEN_ABOVE` candidates the smoothing uses the largest
+    :data:`TOP_EIGENPAIRS` eigenpairs only (the certified value is unchanged).
 
     Deterministic without a deadline.  Memory: ``O(n_f^2 + n_c n_f)`` floats.  Runs its
     dense kernels on one BLAS thread (:mod:`qpmopt.threads` says why).
     """
     with single_threaded_blas():
-        return _sdp_upper_bound(problem, deadline, target, schedule, iterations_per_stage, should_stop, verbose)
+        return _sdp_upper_bound(problem, deadline, target, schedule, iterations_per_stage, should_stop, verbose,
+                                start_mu)
 
 
 def _sdp_upper_bound(
@@ -476,12 +510,22 @@ def _sdp_upper_bound(
     iterations_per_stage: int,
     should_stop: Callable[[], bool] | None,
     verbose: bool,
+    start_mu: np.ndarray | None,
 ) -> SdpBound:
     t0 = time.perf_counter()
     dual, scale = _scaled_dual(problem)
     layout = dual.layout
     y = np.zeros(layout.size)
-    y[layout.slices["t"]] = _start_t(dual)
+    mu = None
+    if start_mu is not None:
+        mu = np.asarray(start_mu, dtype=np.float64)
+        if mu.shape != problem.A.shape:
+            raise ValueError(f"start_mu: expected shape {problem.A.shape} (n_classes, n_features), got {mu.shape}")
+        if not np.all(np.isfinite(mu)) or mu.min() < 0:
+            raise ValueError("start_mu: expected finite, non-negative multipliers")
+        mu = mu / scale
+        y[layout.slices["mu"]] = mu.ravel()
+    y[layout.slices["t"]] = _start_t(dual, mu)
     best = [np.inf]
     evaluations = [0]
     goal = None if target is None else target / scale

@@ -11,9 +11,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import qpmopt
+from qpmopt import sdp_bound
 from qpmopt.backends import MipBackend, ModelResult
-from qpmopt.bounds import lagrangian_upper_bound
-from qpmopt.sdp_bound import _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
+from qpmopt.bounds import lagrangian_multipliers, lagrangian_upper_bound
+from qpmopt.sdp_bound import _Dual, _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
 
 
 def clash_instance(seed: int):
@@ -269,3 +270,73 @@ def test_single_threaded_blas_limits_and_restores():
         raise RuntimeError  # the limits come back on an exception too
     after = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert after == before
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), neg=st.booleans(), top=st.integers(1, 4), tau=st.sampled_from([0.3, 0.01, 0.001]))
+def test_truncated_smoothing_stays_above_the_dual_function_and_certifies_the_same(seed, neg, top, tau):
+    # Above PARTIAL_EIGEN_ABOVE candidates the smoothing keeps the largest eigenpairs only;
+    # its value must still lie above g (checked with every eigenvalue, by eigvalsh) and the
+    # certified value must be g's.
+    rng = np.random.default_rng(seed)
+    A, R, B = random_instance(rng, 4, 9, negative_r=neg)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    dual, _ = _scaled_dual(p)
+    truncated = _Dual(dual.A, -2.0 * dual.half_R, dual.B, 2, 4, top_eigenpairs=top)
+    y = rng.normal(scale=0.3, size=dual.layout.size)
+    y = np.maximum(y, dual.layout.bounds().lb)
+    g, _ = dual.exact(y)
+    smooth_all, _, certified_all = dual.smooth(y, tau)
+    smooth_top, grad, certified_top = truncated.smooth(y, tau)
+    assert smooth_top >= g - 1e-9
+    assert smooth_top <= smooth_all + 1e-9  # fewer terms in the log-sum-exp
+    assert certified_top == pytest.approx(certified_all, rel=1e-9, abs=1e-9)
+    # its gradient is the truncated function's (finite differences along a random direction)
+    d = rng.normal(size=y.size)
+    d[dual.layout.slices["mu"]] = np.abs(d[dual.layout.slices["mu"]])
+    d[dual.layout.slices["N"]] = np.abs(d[dual.layout.slices["N"]])
+    h = 1e-6
+    plus = truncated.smooth(y + h * d, tau)[0]
+    minus = truncated.smooth(np.maximum(y - h * d, dual.layout.bounds().lb), tau)[0]
+    if np.all(y - h * d >= dual.layout.bounds().lb):
+        assert (plus - minus) / (2 * h) == pytest.approx(float(grad @ d), rel=1e-3, abs=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), neg=st.booleans(), unique=st.booleans(), scale=st.sampled_from([0.0, 0.1, 2.0]))
+def test_warm_start_and_truncated_smoothing_keep_the_bound_valid(seed, neg, unique, scale):
+    # The path CUB-sized problems take (truncated eigenpairs, Lagrangian multipliers as the
+    # start), forced on tiny problems: the bound must stay above the exhaustive optimum.
+    rng = np.random.default_rng(seed)
+    A, R, B = random_instance(rng, 5, 8, negative_r=neg)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4, unique=unique)
+    truth = oracle(A, R, B, 2, 4, unique)
+    start = scale * rng.uniform(size=A.shape)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sdp_bound, "PARTIAL_EIGEN_ABOVE", 0)
+        patch.setattr(sdp_bound, "TOP_EIGENPAIRS", 3)
+        assert _scaled_dual(p)[0].top_eigenpairs == 3
+        assert sdp_upper_bound(p, iterations_per_stage=40, start_mu=start).value >= truth - 1e-9
+
+
+def test_lagrangian_multipliers_bound_the_optimum_by_hand():
+    # The Lagrangian function at the returned multipliers, written out here, bounds the
+    # exhaustive optimum, and the returned bound is no larger than it.
+    rng = np.random.default_rng(3)
+    A, R, B = random_instance(rng, 5, 8, negative_r=False)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    value, mu = lagrangian_multipliers(p, truth, iterations=200)
+    assert mu.shape == A.shape and mu.min() >= 0
+    off = p.R + np.diag(np.full(8, np.inf))
+    floor = np.sort(off, axis=1)[:, :3].sum(axis=1)  # the n_sel - 1 smallest partners
+    by_hand = np.sort(A - mu, axis=1)[:, -2:].sum() + np.sort(p.B - floor / 2 + mu.sum(axis=0))[-4:].sum()
+    assert truth - 1e-9 <= value <= by_hand + 1e-9
+
+
+def test_rejects_a_bad_start():
+    p = qpmopt.Problem.from_arrays(*clash_instance(0), k=2, n_features=4)
+    with pytest.raises(ValueError, match="start_mu: expected shape"):
+        sdp_upper_bound(p, start_mu=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="start_mu: expected finite, non-negative"):
+        sdp_upper_bound(p, start_mu=-np.ones(p.A.shape))
