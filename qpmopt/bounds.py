@@ -11,7 +11,7 @@ from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 
 __all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "lagrangian_multipliers",
-           "pair_stars", "star_value"]
+           "pair_stars", "costly_stars", "star_value"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -186,6 +186,26 @@ def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
         free[leaves] = False
         stars.append((hub, leaves))
     return stars
+
+
+def costly_stars(problem: Problem, A: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+    """The stars of :func:`pair_stars` whose :func:`star_value` at the values ``A``
+    (``problem.A`` when ``None``) is below their classes' top-k values each alone: the
+    rule costs them value.  For a few similar classes the star formula is not smaller, so
+    the semidefinite bound leaves such a star out (optimising it would only slow the rest)
+    and the search keeps its classes apart (:func:`qpmopt.search.search_view`)."""
+    stars = pair_stars(problem)  # empty without shared pairs or with a shared count of 0
+    if not stars:
+        return []
+    A = problem.A if A is None else A
+    rules, k = problem.rules, problem.k
+    own = k - int(rules.shared_count)
+    kept = []
+    for hub, leaves in stars:
+        alone = float(np.sort(A[np.concatenate([[hub], leaves])], axis=1)[:, -k:].sum())
+        if star_value(A[hub], A[leaves], k, own, rules.shared_exact) < alone:
+            kept.append((hub, leaves))
+    return kept
 
 
 def star_value(hub_row: np.ndarray, leaf_rows: np.ndarray, k: int, own: int, exact: bool = True) -> float:

@@ -53,7 +53,7 @@ import scipy.linalg
 from scipy.optimize import Bounds, minimize
 from scipy.special import expit
 
-from qpmopt.bounds import pair_stars, star_value
+from qpmopt.bounds import costly_stars, star_value
 from qpmopt.problem import Problem
 from qpmopt.threads import single_threaded_blas
 
@@ -441,21 +441,11 @@ def _scaled_dual(problem: Problem) -> tuple[_Dual, float]:
 
 
 def _stars(problem: Problem, A: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], int]:
-    """The stars of shared pairs the dual bounds together, and the features a leaf takes
-    outside its hub's set.  A star is kept where its formula at the raw values is below
-    its classes' top-k values each alone (for a pair of similar classes it is not, and
-    optimising it would only slow the rest)."""
-    stars = pair_stars(problem)  # empty without shared pairs or with a shared count of 0
-    if not stars:
-        return [], 0
-    rules = problem.rules
-    own = problem.k - int(rules.shared_count)
-    kept = []
-    for hub, leaves in stars:
-        each = float(np.sort(A[np.concatenate([[hub], leaves])], axis=1)[:, -problem.k:].sum())
-        if star_value(A[hub], A[leaves], problem.k, own, rules.shared_exact) < each:
-            kept.append((hub, leaves))
-    return kept, own
+    """The stars of shared pairs the dual bounds together (those whose rule costs their
+    classes value, :func:`qpmopt.bounds.costly_stars`), and the features a leaf takes
+    outside its hub's set."""
+    stars = costly_stars(problem, A)
+    return stars, (problem.k - int(problem.rules.shared_count)) if stars else 0
 
 
 def sdp_upper_bound(

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from qpmopt.bounds import costly_stars
 from qpmopt.problem import Problem
 
 #: Entries of ``A`` a block of :func:`swap_deltas` copies at once (32 MB in float64).
@@ -21,16 +22,46 @@ _BLOCK_ENTRIES = 1 << 22
 __all__ = ["topk_stats", "relaxed_value", "swap_deltas", "search_view", "rule_scores"]
 
 
+#: Fewest leaves of a star that :func:`search_view` searches as one class.  Measured with
+#: the ``localsearch`` backend: on 40 tiny random stars of 4 leaves (k = 3, 6 of 12
+#: features) the collapsed view reached the exhaustive optimum under the rules in 30,
+#: the separate classes in 37; with ``auto`` at 60 s, stars of 11 (medium-1) and 51
+#: leaves (cub-1) under CHiQPM's pairs gained (benchmarks/results/star_view.json).
+MIN_COLLAPSED_LEAVES = 8
+
+
 def search_view(problem: Problem) -> Problem:
-    """The problem the heuristics search: ``problem`` itself, or with rules on single
-    class-feature pairs, a copy whose ``A`` is raised on required pairs and lowered on
-    forbidden ones by more than any assignment can gain otherwise, so that the relaxed value
-    (each class's top-k) honours them wherever the selection allows.  Answers are always
-    scored on the original problem."""
+    """The problem the heuristics search: ``problem`` itself, or a copy with another ``A``.
+
+    - With rules on single class-feature pairs, ``A`` is raised on required pairs and
+      lowered on forbidden ones by more than any assignment can gain otherwise, so that the
+      relaxed value (each class's top-k) honours them wherever the selection allows.
+    - With shared class pairs, each star of pairs (:func:`qpmopt.bounds.pair_stars`) with
+      at least :data:`MIN_COLLAPSED_LEAVES` leaves whose rule costs its classes value
+      (:func:`qpmopt.bounds.costly_stars`) is searched as one class: its
+      hub's row becomes the hub's values plus ``m / k`` of the leaves' (``m`` the shared
+      count: a leaf uses ``m`` of the hub's ``k`` features), each leaf's row ``(k - m) / k``
+      of its own (its features outside the hub's set).  Searched as separate classes, the
+      selection serves each leaf's own top-k, which the rule forbids (cub-1 with CHiQPM's
+      pairs, one star of 52 classes: benchmarks/results/constrained.json).  The collapse
+      is a proxy (a leaf really takes ``k - m`` features of its own, not a share of its
+      top-k), which cost more than it gained on small stars.
+
+    Answers are always scored on the original problem."""
     rules = problem.rules
-    if rules is None or not (rules.assign.any() or rules.forbid_assign.any()):
+    if rules is None:
         return problem
-    return dataclasses.replace(problem, A=rule_scores(problem, np.arange(problem.n_candidates)))
+    A = problem.A
+    if rules.assign.any() or rules.forbid_assign.any():
+        A = rule_scores(problem, np.arange(problem.n_candidates))
+    collapsed = [(hub, leaves) for hub, leaves in costly_stars(problem) if leaves.size >= MIN_COLLAPSED_LEAVES]
+    if collapsed:
+        A = A.copy() if A is problem.A else A
+        share = int(rules.shared_count) / problem.k
+        for hub, leaves in collapsed:
+            A[hub] = A[hub] + share * A[leaves].sum(axis=0)
+            A[leaves] = (1.0 - share) * A[leaves]
+    return problem if A is problem.A else dataclasses.replace(problem, A=A)
 
 
 def rule_scores(problem: Problem, columns: np.ndarray) -> np.ndarray:
