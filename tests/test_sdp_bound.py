@@ -340,3 +340,29 @@ def test_rejects_a_bad_start():
         sdp_upper_bound(p, start_mu=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="start_mu: expected finite, non-negative"):
         sdp_upper_bound(p, start_mu=-np.ones(p.A.shape))
+
+
+def test_mip_driver_starts_a_large_bound_from_the_lagrangian_multipliers(monkeypatch):
+    # Above PARTIAL_EIGEN_ABOVE candidates (forced here on a small problem) the driver
+    # starts the bound from the Lagrangian multipliers; the bound must stay valid and
+    # keep its strength.
+    import qpmopt.backends.mip as mip
+
+    monkeypatch.setattr(mip, "PARTIAL_EIGEN_ABOVE", 0)
+    monkeypatch.setattr(sdp_bound, "PARTIAL_EIGEN_ABOVE", 0)
+    starts = []
+    real = mip.lagrangian_multipliers
+
+    def spy(*args, **kwargs):
+        value, mu = real(*args, **kwargs)
+        starts.append(mu)
+        return value, mu
+
+    monkeypatch.setattr(mip, "lagrangian_multipliers", spy)
+    A, R, B = clash_instance(1)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    lag = lagrangian_upper_bound(p, truth, iterations=3000)
+    raw = _NoSolver().solve(p, qpmopt.SolverConfig(time_limit=5.0), _NoSolver.Options(sdp_bound=True))
+    assert len(starts) == 1 and starts[0].shape == A.shape
+    assert truth - 1e-9 <= raw.bound < lag - 0.25 * (lag - truth)

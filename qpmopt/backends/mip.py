@@ -36,12 +36,12 @@ import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, SolverConfig
-from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
+from qpmopt.bounds import lagrangian_iterations, lagrangian_multipliers, lagrangian_upper_bound, simple_upper_bound
 from qpmopt.budget import check_first_answer
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
-from qpmopt.sdp_bound import sdp_seconds, sdp_upper_bound
+from qpmopt.sdp_bound import PARTIAL_EIGEN_ABOVE, sdp_seconds, sdp_upper_bound
 from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search, search_view
 from qpmopt.solution import BackendResult, Termination
 
@@ -148,9 +148,18 @@ def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: Sol
 def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult) -> None:
     """The semidefinite-bound phase shared by this driver and ``auto``: run
     :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
-    proves ``incumbent``), keep the smaller bound, and record it in ``raw.info``."""
+    proves ``incumbent``), keep the smaller bound, and record it in ``raw.info``.
+
+    Above :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (only where the caller
+    forces the bound with ``sdp_bound=True``) it starts from the Lagrangian multipliers:
+    from zero its first smoothing level on cub-1 ended at 519 against 332
+    (benchmarks/results/sdp_scale.json)."""
+    start_mu = None
+    if problem.n_candidates > PARTIAL_EIGEN_ABOVE:
+        _, start_mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
+                                             deadline=config.deadline(), clock=config.clock)
     sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=incumbent,
-                          should_stop=config.should_stop, verbose=config.verbose)
+                          should_stop=config.should_stop, verbose=config.verbose, start_mu=start_mu)
     raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
     if sdp.stopped == "interrupted":
         raw.termination = Termination.INTERRUPTED
