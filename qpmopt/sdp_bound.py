@@ -46,7 +46,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -109,12 +109,16 @@ class SdpBound:
         seconds: wall time spent.
         stopped: ``"schedule"`` (all stages ran), ``"deadline"``, ``"target"`` (reached
             ``target``) or ``"interrupted"``.
+        multipliers: with ``keep_multipliers=True``, the packed multipliers where ``value``
+            was certified (``value`` is :func:`sdp_dual_value` of them, so anyone can
+            check the certificate again); otherwise ``None``.
     """
 
     value: float
     evaluations: int
     seconds: float
     stopped: str
+    multipliers: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def sdp_applicable(problem: Problem, seconds: float | None = None) -> bool:
@@ -458,6 +462,7 @@ def sdp_upper_bound(
     should_stop: Callable[[], bool] | None = None,
     verbose: bool = False,
     start_mu: np.ndarray | None = None,
+    keep_multipliers: bool = False,
 ) -> SdpBound:
     """A valid upper bound on ``Z`` from the semidefinite relaxation described above.
 
@@ -480,6 +485,8 @@ def sdp_upper_bound(
             zeros when ``None``.  Any non-negative values keep the bound valid; good ones
             matter above a few hundred candidates, where the schedule's iterations are too
             few to find ``n_c * n_f`` prices from zero.
+        keep_multipliers: return the multipliers of the bound in
+            :attr:`SdpBound.multipliers` (a copy at every improvement).
 
     Above :data:`PARTIAL_EIGEN_ABOVE` candidates the smoothing uses the largest
     :data:`TOP_EIGENPAIRS` eigenpairs only (the certified value is unchanged).
@@ -489,7 +496,7 @@ def sdp_upper_bound(
     """
     with single_threaded_blas():
         return _sdp_upper_bound(problem, deadline, target, schedule, iterations_per_stage, should_stop, verbose,
-                                start_mu)
+                                start_mu, keep_multipliers)
 
 
 def _sdp_upper_bound(
@@ -501,6 +508,7 @@ def _sdp_upper_bound(
     should_stop: Callable[[], bool] | None,
     verbose: bool,
     start_mu: np.ndarray | None,
+    keep_multipliers: bool,
 ) -> SdpBound:
     t0 = time.perf_counter()
     dual, scale = _scaled_dual(problem)
@@ -517,6 +525,7 @@ def _sdp_upper_bound(
         y[layout.slices["mu"]] = mu.ravel()
     y[layout.slices["t"]] = _start_t(dual, mu)
     best = [np.inf]
+    best_y: list[np.ndarray | None] = [None]
     evaluations = [0]
     goal = None if target is None else target / scale
 
@@ -527,7 +536,10 @@ def _sdp_upper_bound(
             raise _Stop("interrupted")
         value, grad, certified = dual.smooth(v, tau)
         evaluations[0] += 1
-        best[0] = min(best[0], certified)
+        if certified < best[0]:
+            best[0] = certified
+            if keep_multipliers:
+                best_y[0] = v.copy()
         if goal is not None and best[0] - goal <= 1e-9 * max(1.0, abs(goal)):
             raise _Stop("target")
         return value, grad
@@ -557,6 +569,7 @@ def _sdp_upper_bound(
         # Not even one evaluation fitted before the deadline: y = 0 still gives a bound.
         value, err = dual.exact(y)
         best[0] = value + err
+        best_y[0] = y.copy() if keep_multipliers else None
         evaluations[0] += 1
     return SdpBound(value=scale * best[0], evaluations=evaluations[0], seconds=time.perf_counter() - t0,
-                    stopped=stopped)
+                    stopped=stopped, multipliers=best_y[0])

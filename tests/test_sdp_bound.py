@@ -366,3 +366,19 @@ def test_mip_driver_starts_a_large_bound_from_the_lagrangian_multipliers(monkeyp
     raw = _NoSolver().solve(p, qpmopt.SolverConfig(time_limit=5.0), _NoSolver.Options(sdp_bound=True))
     assert len(starts) == 1 and starts[0].shape == A.shape
     assert truth - 1e-9 <= raw.bound < lag - 0.25 * (lag - truth)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_kept_multipliers_certify_the_bound_again(partial):
+    # The returned multipliers, evaluated afresh by sdp_dual_value (every eigenvalue, by
+    # eigvalsh), give the returned bound: the certificate can be checked by anyone.
+    A, R, B = clash_instance(4)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    with pytest.MonkeyPatch.context() as patch:
+        if partial:
+            patch.setattr(sdp_bound, "PARTIAL_EIGEN_ABOVE", 0)
+            patch.setattr(sdp_bound, "TOP_EIGENPAIRS", 3)
+        res = sdp_upper_bound(p, iterations_per_stage=40, keep_multipliers=True)
+    assert res.multipliers is not None and res.multipliers.shape == (sdp_multiplier_count(p),)
+    assert sdp_dual_value(p, res.multipliers) == pytest.approx(res.value, rel=1e-10, abs=1e-10)
+    assert sdp_upper_bound(p, iterations_per_stage=40).multipliers is None

@@ -163,7 +163,7 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
     raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
     if sdp.stopped == "interrupted":
         raw.termination = Termination.INTERRUPTED
-    raw.info["sdp_bound"] = dataclasses.asdict(sdp)
+    raw.info["sdp_bound"] = {key: value for key, value in dataclasses.asdict(sdp).items() if key != "multipliers"}
 
 
 class MipBackend(Backend):
