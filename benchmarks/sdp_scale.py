@@ -36,7 +36,7 @@ from qpmopt.bench import provenance
 from qpmopt.bounds import lagrangian_iterations, lagrangian_multipliers, lagrangian_upper_bound, pair_stars
 from qpmopt.io import write_json
 from qpmopt.matrices import similar_class_pairs
-from qpmopt.sdp_bound import TOP_EIGENPAIRS, _Dual, _scaled_dual, sdp_upper_bound
+from qpmopt.sdp_bound import TOP_EIGENPAIRS, _scaled_dual, sdp_upper_bound
 from qpmopt.threads import single_threaded_blas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,8 @@ def evaluation() -> dict:
     that are not trivial (the Lagrangian ones)."""
     p = _problem(False)
     partial, scale = _scaled_dual(p)
-    full = _Dual(partial.A, -2.0 * partial.half_R, partial.B, p.k, p.n_features)
+    full, _ = _scaled_dual(p)
+    full.top_eigenpairs = None  # every eigenpair
     _, mu = lagrangian_multipliers(p, reference.REFERENCE[NAME][2], iterations=300)
     y = np.zeros(partial.layout.size)
     y[partial.layout.slices["mu"]] = (mu / scale).ravel()

@@ -14,7 +14,7 @@ import qpmopt
 from qpmopt import sdp_bound
 from qpmopt.backends import MipBackend, ModelResult
 from qpmopt.bounds import lagrangian_multipliers, lagrangian_upper_bound
-from qpmopt.sdp_bound import _Dual, _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
+from qpmopt.sdp_bound import _scaled_dual, sdp_dual_value, sdp_multiplier_count, sdp_upper_bound
 
 
 def clash_instance(seed: int):
@@ -282,7 +282,8 @@ def test_truncated_smoothing_stays_above_the_dual_function_and_certifies_the_sam
     A, R, B = random_instance(rng, 4, 9, negative_r=neg)
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
     dual, _ = _scaled_dual(p)
-    truncated = _Dual(dual.A, -2.0 * dual.half_R, dual.B, 2, 4, top_eigenpairs=top)
+    truncated, _ = _scaled_dual(p)
+    truncated.top_eigenpairs = top
     y = rng.normal(scale=0.3, size=dual.layout.size)
     y = np.maximum(y, dual.layout.bounds().lb)
     g, _ = dual.exact(y)

@@ -25,8 +25,9 @@ __all__ = ["topk_stats", "relaxed_value", "swap_deltas", "search_view", "rule_sc
 #: Fewest leaves of a star that :func:`search_view` searches as one class.  Measured with
 #: the ``localsearch`` backend: on 40 tiny random stars of 4 leaves (k = 3, 6 of 12
 #: features) the collapsed view reached the exhaustive optimum under the rules in 30,
-#: the separate classes in 37; with ``auto`` at 60 s, stars of 11 (medium-1) and 51
-#: leaves (cub-1) under CHiQPM's pairs gained (benchmarks/results/star_view.json).
+#: the separate classes in 37; with ``auto`` at 60 s under CHiQPM's pairs, stars of 11
+#: (medium-1) and 51 leaves (cub-1) gained, the imagenet preset's (11 and 10 leaves among
+#: 500 pairs) lost 0.2% (benchmarks/results/star_view.json).
 MIN_COLLAPSED_LEAVES = 8
 
 
@@ -43,7 +44,7 @@ def search_view(problem: Problem) -> Problem:
       count: a leaf uses ``m`` of the hub's ``k`` features), each leaf's row ``(k - m) / k``
       of its own (its features outside the hub's set).  Searched as separate classes, the
       selection serves each leaf's own top-k, which the rule forbids (cub-1 with CHiQPM's
-      pairs, one star of 52 classes: benchmarks/results/constrained.json).  The collapse
+      pairs, one star of 52 classes: benchmarks/results/star_view.json).  The collapse
       is a proxy (a leaf really takes ``k - m`` features of its own, not a share of its
       top-k), which cost more than it gained on small stars.
 
