@@ -3,7 +3,7 @@ where the remaining gaps come from, so that the next attempt starts from numbers
 
     python benchmarks/bound_directions.py          (about 10 minutes on 2 cores)
 
-Writes results/bound_directions.json with four parts:
+Writes results/bound_directions.json with these parts (``--parts`` picks some):
 
 - ``gap_sources``: medium-1 and cub-1 with ``R`` and with ``R = 0``: ``auto``'s objective
   and the Lagrangian bound.  Without ``R`` the gap left is the selection coupling's alone
@@ -11,6 +11,11 @@ Writes results/bound_directions.json with four parts:
 - ``triangle_cuts``: the semidefinite bound on medium-1 with the most violated triangle
   inequalities ``X_ij >= X_ik + X_jk - s_k`` (valid for binary ``s``) added to its dual in
   rounds, against the plain bound given the same extra iterations.
+- ``clique_cuts``: the same on small-1 and medium-1 with clique inequalities over two
+  features (``X_ij >= s_i + s_j - 1``, the product's lower McCormick bound) and over three
+  (``s_i + s_j + s_l - X_ij - X_il - X_jl <= 1``), neither of which the relaxation
+  implies at fractional points (``python benchmarks/bound_directions.py --parts
+  clique_cuts --out results/bound_directions-cliques.json``).
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
   bound first, pruning at 1% above the incumbent: the largest open bound over time and how
   much each branching lowered the children's bounds.
@@ -70,36 +75,50 @@ def gap_sources(time_limit: float, seed: int) -> list[dict]:
     return rows
 
 
-class _TriangleDual:
-    """The dual of :mod:`qpmopt.sdp_bound` with multipliers ``nu >= 0`` for triangle
-    inequalities ``s_k + X_ij - X_ik - X_jk >= 0`` appended to the packed vector."""
+class _CutDual:
+    """The dual of :mod:`qpmopt.sdp_bound` with multipliers ``nu >= 0`` for a family of
+    valid inequalities on ``(s, X)`` appended to the packed vector.
 
-    def __init__(self, dual: _Dual) -> None:
+    A family is written once for ``q`` feature positions: ``x_terms`` holds ``(a, b,
+    sign)`` for ``sign * X[f_a, f_b]``, ``s_terms`` ``(a, sign)`` for ``sign * s[f_a]``,
+    and ``const`` the constant; a cut is the sum, ``>= 0``, at one row of ``cuts``.
+    """
+
+    def __init__(self, dual: _Dual, x_terms, s_terms, const: float) -> None:
         self.dual, self.n_base = dual, dual.layout.size
-        self.triangles = np.zeros((0, 3), dtype=np.int64)
+        self.x_terms, self.s_terms, self.const = x_terms, s_terms, const
+        self.cuts = np.zeros((0, 1 + max(max(a, b) for a, b, _ in x_terms)), dtype=np.int64)
         self._matrix = dual.matrix
-        dual.matrix = self._with_triangles  # the smooth/exact code of _Dual stays as it is
+        dual.matrix = self._with_cuts  # the smooth/exact code of _Dual stays as it is
         self.nu = np.zeros(0)
 
-    def _with_triangles(self, p):
+    def _with_cuts(self, p):
         C, const = self._matrix(p)
         size = C.shape[0]
         flat = C.reshape(-1)
-        i, j, k = (self.triangles[:, c] + 1 for c in range(3))
-        zero = np.zeros_like(k)
-        for a, b, sign in ((i, j, 1.0), (i, k, -1.0), (j, k, -1.0), (zero, k, 1.0)):
-            np.add.at(flat, a * size + b, 0.5 * sign * self.nu)
-            np.add.at(flat, b * size + a, 0.5 * sign * self.nu)
-        return C, const
+        f = self.cuts + 1  # rows and columns of C
+        for a, b, sign in self.x_terms + [(None, a, sign) for a, sign in self.s_terms]:
+            row = np.zeros(len(f), dtype=np.int64) if a is None else f[:, a]
+            np.add.at(flat, row * size + f[:, b], 0.5 * sign * self.nu)
+            np.add.at(flat, f[:, b] * size + row, 0.5 * sign * self.nu)
+        return C, const + self.const * float(self.nu.sum())
+
+    def residual(self, s: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Each cut's left-hand side at ``(s, X)``."""
+        t = self.cuts
+        out = np.full(len(t), self.const)
+        for a, sign in self.s_terms:
+            out += sign * s[t[:, a]]
+        for a, b, sign in self.x_terms:
+            out += sign * X[t[:, a], t[:, b]]
+        return out
 
     def smooth(self, y: np.ndarray, tau: float):
+        self._last_y, self._last_tau = y[: self.n_base], tau
         self.nu = y[self.n_base:]
         value, grad, certified = self.dual.smooth(y[: self.n_base], tau)
         M = self.primal
-        s, X = M[0, 1:], M[1:, 1:]
-        t = self.triangles
-        g_nu = s[t[:, 2]] + X[t[:, 0], t[:, 1]] - X[t[:, 0], t[:, 2]] - X[t[:, 1], t[:, 2]]
-        return value, np.concatenate([grad, g_nu]), certified
+        return value, np.concatenate([grad, self.residual(M[0, 1:], M[1:, 1:])]), certified
 
     @property
     def primal(self) -> np.ndarray:
@@ -111,21 +130,35 @@ class _TriangleDual:
         return self.dual.trace * (U * (w / w.sum())) @ U.T
 
 
-def triangle_cuts(rounds: int, per_round: int) -> dict:
-    p = _problem("medium-1")
+def _triangle_dual(dual: _Dual) -> _CutDual:
+    """``X_ij - X_ik - X_jk + s_k >= 0`` at rows ``(i, j, k)``."""
+    return _CutDual(dual, [(0, 1, 1.0), (0, 2, -1.0), (1, 2, -1.0)], [(2, 1.0)], 0.0)
+
+
+def _clique_dual(dual: _Dual, q: int) -> _CutDual:
+    """``1 - sum_a s_a + sum_{a<b} X_ab >= 0`` over ``q`` features (2: the product's
+    lower McCormick bound ``X_ij >= s_i + s_j - 1``; 3: at most one of three features
+    selected unless their products say otherwise)."""
+    pairs = [(a, b, 1.0) for a, b in combinations(range(q), 2)]
+    return _CutDual(dual, pairs, [(a, -1.0) for a in range(q)], 1.0)
+
+
+def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: int) -> dict:
+    """The semidefinite bound with ``rounds`` rounds of the ``per_round`` most violated
+    cuts that ``separate(cuts, s, X)`` returns (candidate rows and their violations),
+    each round followed by two smoothing levels, against the plain bound given the same
+    extra iterations."""
     dual, scale = _scaled_dual(p)
-    tri = _TriangleDual(dual)
-    R = dual.half_R * -2.0
+    cuts = make_cuts(dual)
     best = [np.inf]
 
     def fun(v, tau):
-        tri._last_y, tri._last_tau = v[: tri.n_base], tau
-        value, grad, certified = tri.smooth(v, tau)
+        value, grad, certified = cuts.smooth(v, tau)
         best[0] = min(best[0], certified)
         return value, grad
 
     def run(y, taus):
-        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(len(tri.triangles))])
+        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(len(cuts.cuts))])
         for tau in taus:
             y = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=Bounds(lb, np.full(lb.size, np.inf)),
                          options={"maxiter": 150, "maxcor": 5}).x
@@ -140,31 +173,68 @@ def triangle_cuts(rounds: int, per_round: int) -> dict:
         out["root"] = {"bound": scale * best[0], "seconds": time.perf_counter() - t0}
         y_plain, best_root = y.copy(), best[0]
         for _ in range(rounds):
-            M = tri.primal
-            s, X = M[0, 1:], M[1:, 1:].copy()
-            np.fill_diagonal(X, s)
-            ii, jj = np.nonzero(np.triu(R > 0, 1))  # only pairs the objective charges
-            V = X[ii, :] + X[jj, :] - s[None, :] - X[ii, jj][:, None]
-            V[np.arange(ii.size), ii] = V[np.arange(ii.size), jj] = -np.inf
-            kb = np.argmax(V, axis=1)
-            vb = V[np.arange(ii.size), kb]
-            order = np.argsort(-vb)[:per_round]
-            order = order[vb[order] > 1e-4]
-            seen = {tuple(t) for t in tri.triangles.tolist()}
-            new = [t for t in np.stack([ii[order], jj[order], kb[order]], 1).tolist() if tuple(t) not in seen]
-            tri.triangles = np.concatenate([tri.triangles, np.array(new, dtype=np.int64).reshape(-1, 3)])
+            M = cuts.primal
+            rows, violation = separate(M[0, 1:], M[1:, 1:].copy())
+            order = np.argsort(-violation)[:per_round]
+            order = order[violation[order] > 1e-4]
+            seen = {tuple(t) for t in cuts.cuts.tolist()}
+            new = [t for t in rows[order].tolist() if tuple(t) not in seen]
+            cuts.cuts = np.concatenate([cuts.cuts, np.array(new, dtype=np.int64).reshape(-1, cuts.cuts.shape[1])])
             y = run(np.concatenate([y, np.zeros(len(new))]), (0.003, 0.001))
-            out["rounds"].append({"triangles": len(tri.triangles), "largest_violation": float(vb.max()),
+            out["rounds"].append({"cuts": len(cuts.cuts),
+                                  "largest_violation": float(violation.max()) if violation.size else 0.0,
                                   "bound": scale * best[0], "seconds": time.perf_counter() - t0})
-            print("triangles", out["rounds"][-1], flush=True)
-        # the same extra iterations without triangles
-        tri.triangles = np.zeros((0, 3), dtype=np.int64)
+            print(out["rounds"][-1], flush=True)
+        # the same extra iterations without cuts
+        cuts.cuts = cuts.cuts[:0]
         best[0] = best_root
         y = y_plain
         for _ in range(rounds):
             y = run(y, (0.003, 0.001))
         out["plain_same_iterations"] = scale * best[0]
     print("plain with the same iterations", out["plain_same_iterations"], flush=True)
+    return out
+
+
+def triangle_cuts(rounds: int, per_round: int) -> dict:
+    p = _problem("medium-1")
+    R = p.R
+
+    def separate(s, X):
+        np.fill_diagonal(X, s)
+        ii, jj = np.nonzero(np.triu(R > 0, 1))  # only pairs the objective charges
+        V = X[ii, :] + X[jj, :] - s[None, :] - X[ii, jj][:, None]
+        V[np.arange(ii.size), ii] = V[np.arange(ii.size), jj] = -np.inf
+        kb = np.argmax(V, axis=1)
+        return np.stack([ii, jj, kb], 1), V[np.arange(ii.size), kb]
+
+    return _cut_rounds(p, _triangle_dual, separate, rounds, per_round)
+
+
+#: Features, by their relaxed ``s``, among which three-feature cliques are separated.
+CLIQUE_POOL = 80
+
+
+def clique_cuts(name: str, rounds: int, per_round: int) -> dict:
+    """Two- and three-feature clique inequalities (``X_ij >= s_i + s_j - 1`` and
+    ``s_i + s_j + s_l - X_ij - X_il - X_jl <= 1``) on one instance."""
+    p = _problem(name)
+    n_f = p.n_candidates
+
+    def pairs(s, X):
+        i, j = np.triu_indices(n_f, 1)
+        return np.stack([i, j], 1), s[i] + s[j] - 1.0 - X[i, j]
+
+    def triples(s, X):
+        pool = np.argsort(-s)[:CLIQUE_POOL]
+        t = np.sort(pool[np.array(list(combinations(range(pool.size), 3)))], axis=1)
+        a, b, c = t.T
+        return t, s[a] + s[b] + s[c] - X[a, b] - X[a, c] - X[b, c] - 1.0
+
+    out = {}
+    for label, q, separate in (("pairs", 2, pairs), ("triples", 3, triples)):
+        print(name, label, flush=True)
+        out[label] = _cut_rounds(p, lambda dual, q=q: _clique_dual(dual, q), separate, rounds, per_round)
     return out
 
 
@@ -256,17 +326,29 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     return out
 
 
+PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "best_first", "cub_star")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_directions.json")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="which parts to run (each is written under its name)")
     args = ap.parse_args()
     data = {**provenance(), "seed": args.seed, "time_limit": args.time_limit}
-    data["gap_sources"] = gap_sources(args.time_limit, args.seed)
-    data["triangle_cuts"] = triangle_cuts(rounds=4, per_round=3000)
-    data["best_first"] = best_first(120.0, 0.01, args.seed)
-    data["cub_star"] = cub_star(args.time_limit, args.seed, enumerate_top=45)
+    for part in args.parts:
+        if part == "gap_sources":
+            data[part] = gap_sources(args.time_limit, args.seed)
+        elif part == "triangle_cuts":
+            data[part] = triangle_cuts(rounds=4, per_round=3000)
+        elif part == "clique_cuts":
+            data[part] = {name: clique_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
+        elif part == "best_first":
+            data[part] = best_first(120.0, 0.01, args.seed)
+        else:
+            data[part] = cub_star(args.time_limit, args.seed, enumerate_top=45)
     write_json(args.out, data, force=True)
     print(f"wrote {args.out}")
     return 0
