@@ -15,7 +15,9 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   features (``X_ij >= s_i + s_j - 1``, the product's lower McCormick bound) and over three
   (``s_i + s_j + s_l - X_ij - X_il - X_jl <= 1``), neither of which the relaxation
   implies at fractional points (``python benchmarks/bound_directions.py --parts
-  clique_cuts --out results/bound_directions-cliques.json``).
+  clique_cuts redundancy_alone --out results/bound_directions-cliques.json``).
+- ``redundancy_alone``: medium-1 with ``A = 0``: ``auto``'s answer against the
+  semidefinite bound, the gap the selection's own terms leave without the classes.
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
   bound first, pruning at 1% above the incumbent: the largest open bound over time and how
   much each branching lowered the children's bounds.
@@ -44,7 +46,7 @@ import qpmopt.branch_bound as bb
 from qpmopt.bench import provenance
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, pair_stars
 from qpmopt.io import write_json
-from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _scaled_dual
+from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _scaled_dual, sdp_upper_bound
 from qpmopt.search import evaluate_selection
 from qpmopt.threads import single_threaded_blas
 
@@ -238,6 +240,23 @@ def clique_cuts(name: str, rounds: int, per_round: int) -> dict:
     return out
 
 
+def redundancy_alone(time_limit: float, seed: int) -> dict:
+    """medium-1 with ``A = 0`` (uniqueness off: no class has a value to tell rows apart):
+    how much of the semidefinite bound's gap the selection's own terms leave, without the
+    classes."""
+    k, n_sel, _ = reference.REFERENCE["medium-1"]
+    A_given, R, B = reference.load("medium-1")
+    A = np.zeros_like(A_given)
+    sol = qpmopt.solve_assignment(A, R, B, k, n_features=n_sel, backend="auto", time_limit=time_limit, seed=seed,
+                                  unique=False)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=k, n_features=n_sel, unique=False)
+    bound = sdp_upper_bound(p, schedule=DEFAULT_SCHEDULE + (0.0003, 0.0001))
+    out = {"objective": sol.objective, "auto_bound": sol.bound, "sdp": bound.value, "sdp_seconds": bound.seconds,
+           "gap": bound.value - sol.objective}
+    print("redundancy alone", out, flush=True)
+    return out
+
+
 def best_first(seconds: float, tolerance: float, seed: int) -> dict:
     p = _problem("medium-1")
     sol = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
@@ -326,7 +345,7 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     return out
 
 
-PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "best_first", "cub_star")
+PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "redundancy_alone", "best_first", "cub_star")
 
 
 def main() -> int:
@@ -345,6 +364,8 @@ def main() -> int:
             data[part] = triangle_cuts(rounds=4, per_round=3000)
         elif part == "clique_cuts":
             data[part] = {name: clique_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
+        elif part == "redundancy_alone":
+            data[part] = redundancy_alone(args.time_limit, args.seed)
         elif part == "best_first":
             data[part] = best_first(120.0, 0.01, args.seed)
         else:
