@@ -15,7 +15,9 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   features (``X_ij >= s_i + s_j - 1``, the product's lower McCormick bound) and over three
   (``s_i + s_j + s_l - X_ij - X_il - X_jl <= 1``), neither of which the relaxation
   implies at fractional points (``python benchmarks/bound_directions.py --parts
-  clique_cuts redundancy_alone --out results/bound_directions-cliques.json``).
+  clique_cuts class_pair_cuts redundancy_alone --out results/bound_directions-cuts.json``).
+- ``class_pair_cuts``: the same with ``W_cf + W_cg <= 1 + X_fg`` (a class uses two
+  features only if the pair is selected), separated among each class's best features.
 - ``redundancy_alone``: medium-1 with ``A = 0``: ``auto``'s answer against the
   semidefinite bound, the gap the selection's own terms leave without the classes.
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
@@ -147,7 +149,7 @@ def _clique_dual(dual: _Dual, q: int) -> _CutDual:
 
 def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: int) -> dict:
     """The semidefinite bound with ``rounds`` rounds of the ``per_round`` most violated
-    cuts that ``separate(cuts, s, X)`` returns (candidate rows and their violations),
+    cuts that ``separate(cut_dual, s, X)`` returns (candidate rows and their violations),
     each round followed by two smoothing levels, against the plain bound given the same
     extra iterations."""
     dual, scale = _scaled_dual(p)
@@ -176,7 +178,7 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
         y_plain, best_root = y.copy(), best[0]
         for _ in range(rounds):
             M = cuts.primal
-            rows, violation = separate(M[0, 1:], M[1:, 1:].copy())
+            rows, violation = separate(cuts, M[0, 1:], M[1:, 1:].copy())
             order = np.argsort(-violation)[:per_round]
             order = order[violation[order] > 1e-4]
             seen = {tuple(t) for t in cuts.cuts.tolist()}
@@ -202,7 +204,7 @@ def triangle_cuts(rounds: int, per_round: int) -> dict:
     p = _problem("medium-1")
     R = p.R
 
-    def separate(s, X):
+    def separate(_, s, X):
         np.fill_diagonal(X, s)
         ii, jj = np.nonzero(np.triu(R > 0, 1))  # only pairs the objective charges
         V = X[ii, :] + X[jj, :] - s[None, :] - X[ii, jj][:, None]
@@ -223,11 +225,11 @@ def clique_cuts(name: str, rounds: int, per_round: int) -> dict:
     p = _problem(name)
     n_f = p.n_candidates
 
-    def pairs(s, X):
+    def pairs(_, s, X):
         i, j = np.triu_indices(n_f, 1)
         return np.stack([i, j], 1), s[i] + s[j] - 1.0 - X[i, j]
 
-    def triples(s, X):
+    def triples(_, s, X):
         pool = np.argsort(-s)[:CLIQUE_POOL]
         t = np.sort(pool[np.array(list(combinations(range(pool.size), 3)))], axis=1)
         a, b, c = t.T
@@ -238,6 +240,51 @@ def clique_cuts(name: str, rounds: int, per_round: int) -> dict:
         print(name, label, flush=True)
         out[label] = _cut_rounds(p, lambda dual, q=q: _clique_dual(dual, q), separate, rounds, per_round)
     return out
+
+
+class _ClassPairDual(_CutDual):
+    """Cuts ``1 + X_fg - W_cf - W_cg >= 0`` at rows ``(c, f, g)``: a class uses two
+    features only if both are selected, which ties the classes' part to the pair products
+    (the relaxation links ``W`` to ``s`` alone).  Their multipliers lower the class's
+    values in the top-k part and raise ``X_fg``'s coefficient."""
+
+    def __init__(self, dual: _Dual) -> None:
+        super().__init__(dual, [(1, 2, 1.0)], [], 1.0)
+        self.A = dual.A.copy()
+        self.last_W = None
+
+    def smooth(self, y: np.ndarray, tau: float):
+        nu = y[self.n_base:]
+        c, f, g = self.cuts.T
+        A = self.A.copy()
+        np.add.at(A, (c, f), -nu)
+        np.add.at(A, (c, g), -nu)
+        self.dual.A = A
+        value, grad, certified = super().smooth(y, tau)
+        M = self.primal
+        mu_grad = grad[self.dual.layout.slices["mu"]].reshape(self.A.shape)
+        self.last_W = M[0, 1:][None, :] - mu_grad  # the smoothed maximiser's W
+        grad[self.n_base:] -= self.last_W[c, f] + self.last_W[c, g]
+        return value, grad, certified
+
+
+#: Each class's features, by its values, among which class-pair cuts are separated.
+CLASS_PAIR_POOL = 12
+
+
+def class_pair_cuts(name: str, rounds: int, per_round: int) -> dict:
+    """:class:`_ClassPairDual` cuts on one instance, separated among each class's
+    :data:`CLASS_PAIR_POOL` best features."""
+    p = _problem(name)
+    top = np.sort(np.argsort(-p.A, axis=1)[:, :CLASS_PAIR_POOL], axis=1)
+    a, b = np.triu_indices(CLASS_PAIR_POOL, 1)
+    rows = np.stack([np.repeat(np.arange(p.n_classes), a.size), top[:, a].ravel(), top[:, b].ravel()], 1)
+
+    def separate(cuts, s, X):
+        W = cuts.last_W
+        return rows, W[rows[:, 0], rows[:, 1]] + W[rows[:, 0], rows[:, 2]] - 1.0 - X[rows[:, 1], rows[:, 2]]
+
+    return _cut_rounds(p, _ClassPairDual, separate, rounds, per_round)
 
 
 def redundancy_alone(time_limit: float, seed: int) -> dict:
@@ -345,7 +392,8 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     return out
 
 
-PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "redundancy_alone", "best_first", "cub_star")
+PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "redundancy_alone", "best_first",
+         "cub_star")
 
 
 def main() -> int:
@@ -364,6 +412,8 @@ def main() -> int:
             data[part] = triangle_cuts(rounds=4, per_round=3000)
         elif part == "clique_cuts":
             data[part] = {name: clique_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
+        elif part == "class_pair_cuts":
+            data[part] = {name: class_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
         elif part == "redundancy_alone":
             data[part] = redundancy_alone(args.time_limit, args.seed)
         elif part == "best_first":
