@@ -44,6 +44,32 @@ def test_auto_reports_a_bound_on_the_annealer_path(sdp):
     assert sol.gap == pytest.approx((sol.bound - sol.objective) / max(1, abs(sol.objective)))
 
 
+def test_auto_gives_the_lagrangian_bound_what_the_annealer_leaves(monkeypatch):
+    """Without the semidefinite bound to follow, the Lagrangian bound may run to the time
+    limit (the annealer returns early, keeping a reserve it often does not use); with it,
+    only its own share."""
+    import time
+
+    import qpmopt.backends.auto as auto_module
+
+    seen = []
+    real = auto_module.lagrangian_upper_bound
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["deadline"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auto_module, "lagrangian_upper_bound", spy)
+    inst = qpmopt.instances.generate("medium", seed=2)
+    for sdp in (False, True):
+        start = time.perf_counter()
+        qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, time_limit=6,
+                                options={"exact_max_vars": 0, "sdp_bound": sdp})
+        if sdp:  # the semidefinite bound keeps at least half the limit after the Lagrangian's
+            assert seen[-1] - start < 6.0 - 1.0
+        else:
+            assert seen[-1] - start == pytest.approx(6.0, abs=0.5)
+
 
 def test_lagrangian_out_of_time_still_gives_the_simple_bound():
     import time

@@ -176,8 +176,17 @@ class AutoBackend(Backend):
             return raw
         # A proven bound so that the user sees how far from optimal the answer can be.
         value = objective_terms(problem, raw.selection, raw.assignment).total
-        # its own share, never past the limit (with the SDP bound the rest is the SDP's)
-        deadline = min(config.clock() + bound_seconds, config.deadline()) if timed else None
+        # With the SDP bound to follow: its own share, the rest is the SDP's.  Without: all
+        # that is left, since the annealer often returns before its share ends (it keeps a
+        # reserve for its last assignments: on cub-1 about 8 s of 60 unused), and on cub-1
+        # the subgradient method needs about twice the share to converge
+        # (benchmarks/results/auto_bound.json).
+        if not timed:
+            deadline = None
+        elif use_sdp:
+            deadline = min(config.clock() + bound_seconds, config.deadline())
+        else:
+            deadline = config.deadline()
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
                                            deadline=deadline, clock=config.clock, floor=floor,
                                            iteration_seconds=4.0 * iteration_seconds if timed else None)
