@@ -1,7 +1,7 @@
 """Directions for stronger bounds that were measured and not kept (issues 13 and 11), and
 where the remaining gaps come from, so that the next attempt starts from numbers.
 
-    python benchmarks/bound_directions.py          (about 10 minutes on 2 cores)
+    python benchmarks/bound_directions.py          (about 15 minutes on 2 cores)
 
 Writes results/bound_directions.json with these parts (``--parts`` picks some):
 
@@ -118,19 +118,18 @@ class _CutDual:
         return out
 
     def smooth(self, y: np.ndarray, tau: float):
-        self._last_y, self._last_tau = y[: self.n_base], tau
+        """As ``_Dual.smooth``, with the cuts' residuals appended to the gradient; keeps the
+        smoothed maximiser in ``last_M`` for the gradient and the next separation."""
         self.nu = y[self.n_base:]
         value, grad, certified = self.dual.smooth(y[: self.n_base], tau)
-        M = self.primal
+        self.last_M = M = self._primal(y[: self.n_base], tau)
         return value, np.concatenate([grad, self.residual(M[0, 1:], M[1:, 1:])]), certified
 
-    @property
-    def primal(self) -> np.ndarray:
-        """The smoothed maximiser ``M`` at the last evaluation (recomputed: _Dual keeps only s)."""
-        p = self.dual.layout.split(self._last_y)
-        C, _ = self.dual.matrix(p)
+    def _primal(self, y: np.ndarray, tau: float) -> np.ndarray:
+        """The smoothed maximiser ``M`` at ``y`` (recomputed: _Dual keeps only s)."""
+        C, _ = self.dual.matrix(self.dual.layout.split(y))
         lam, U = np.linalg.eigh(C)
-        w = np.exp((lam - lam[-1]) / self._last_tau)
+        w = np.exp((lam - lam[-1]) / tau)
         return self.dual.trace * (U * (w / w.sum())) @ U.T
 
 
@@ -177,7 +176,7 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
         out["root"] = {"bound": scale * best[0], "seconds": time.perf_counter() - t0}
         y_plain, best_root = y.copy(), best[0]
         for _ in range(rounds):
-            M = cuts.primal
+            M = cuts.last_M
             rows, violation = separate(cuts, M[0, 1:], M[1:, 1:].copy())
             order = np.argsort(-violation)[:per_round]
             order = order[violation[order] > 1e-4]
@@ -261,9 +260,8 @@ class _ClassPairDual(_CutDual):
         np.add.at(A, (c, g), -nu)
         self.dual.A = A
         value, grad, certified = super().smooth(y, tau)
-        M = self.primal
         mu_grad = grad[self.dual.layout.slices["mu"]].reshape(self.A.shape)
-        self.last_W = M[0, 1:][None, :] - mu_grad  # the smoothed maximiser's W
+        self.last_W = self.last_M[0, 1:][None, :] - mu_grad  # the smoothed maximiser's W
         grad[self.n_base:] -= self.last_W[c, f] + self.last_W[c, g]
         return value, grad, certified
 
