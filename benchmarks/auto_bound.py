@@ -6,7 +6,7 @@ the semidefinite bound does not apply (more than 400 candidates).
 For each instance, ``auto`` at ``--time-limit`` (its answer, bound, wall time), then, in
 the same run and from the same answer, the Lagrangian bound (``bounds.lagrangian_upper_bound``)
 given the share ``auto`` kept for it before the bound took what the annealer leaves
-(``max(min(3, 0.05 T), 8 x`` one simple-bound pass``)``), and given its full iterations
+(``backends.auto.lagrangian_share``), and given its full iterations
 without a deadline.  Writes results/auto_bound.json.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import reference
 
 import qpmopt
+from qpmopt.backends.auto import lagrangian_share
 from qpmopt.bench import provenance
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
 from qpmopt.instances import generate
@@ -59,7 +60,7 @@ def main() -> int:
         t0 = time.perf_counter()
         simple_upper_bound(p)
         pass_seconds = time.perf_counter() - t0
-        for label, seconds in (("old_share", max(min(3.0, 0.05 * T), 8.0 * pass_seconds)), ("converged", None)):
+        for label, seconds in (("old_share", lagrangian_share(T, pass_seconds)), ("converged", None)):
             t0 = time.perf_counter()
             deadline = None if seconds is None else t0 + seconds
             bound = lagrangian_upper_bound(p, sol.objective, iterations=lagrangian_iterations(p), deadline=deadline)
