@@ -200,3 +200,27 @@ def test_a_deadline_cuts_the_scoring_of_a_small_node_short():
     assert time.perf_counter() - started < 1.0
     # the largest unscored value bounds the node: never below the optimum
     assert res.bound >= truth - 1e-9
+
+
+def test_a_deadline_stops_the_branching_estimates():
+    (A, R, B), problem = _problem(5, 5, 12, 5, 2, True, False)
+    search = bb._Search(problem, None, None, -np.inf, time.perf_counter())
+    root = search.root()
+    _, s, y = search.bounder.bound(root, -np.inf, 40, (0.01,), None)
+    real_exact = search.bounder.exact_bound
+    calls = []
+
+    def counted(*args):
+        calls.append(args)
+        return real_exact(*args)
+
+    with mock.patch.object(search.bounder, "exact_bound", counted):
+        search._branch_feature(root, s, y, None)
+        unhurried = len(calls)
+        calls.clear()
+        f = search._branch_feature(root, s, y, time.perf_counter() - 1.0)
+    # without a deadline every candidate is estimated (several evaluations each); past it,
+    # only the node's own value is computed, and the feature is still a free one
+    assert unhurried > 1 + len(bb._PHI_TRIALS)
+    assert len(calls) == 1
+    assert not root.include[f] and not root.exclude[f]
