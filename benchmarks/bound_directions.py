@@ -1,7 +1,7 @@
 """Directions for stronger bounds that were measured and not kept (issues 13 and 11), and
 where the remaining gaps come from, so that the next attempt starts from numbers.
 
-    python benchmarks/bound_directions.py          (about 15 minutes on 2 cores)
+    python benchmarks/bound_directions.py          (about 27 minutes on 2 cores)
 
 Writes results/bound_directions.json with these parts (``--parts`` picks some):
 
@@ -18,11 +18,18 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   clique_cuts class_pair_cuts redundancy_alone --out results/bound_directions-cuts.json``).
 - ``class_pair_cuts``: the same with ``W_cf + W_cg <= 1 + X_fg`` (a class uses two
   features only if the pair is selected), separated among each class's best features.
+- ``upper_pair_cuts``: the same on small-1 and medium-1 with the product's upper
+  McCormick bounds ``X_ij <= s_i`` (every ordered pair), which positive semidefiniteness
+  does not imply where ``s_i < s_j`` (``python benchmarks/bound_directions.py --parts
+  upper_pair_cuts long_branching --out results/bound_directions-long.json``).
 - ``redundancy_alone``: medium-1 with ``A = 0``: ``auto``'s answer against the
   semidefinite bound, the gap the selection's own terms leave without the classes.
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
   bound first, pruning at 1% above the incumbent: the largest open bound over time and how
   much each branching lowered the children's bounds.
+- ``long_branching``: ``bnb``'s own search (two worker processes, largest bound first
+  with short dives) on medium-1 from the annealer's answer, pruning at 1% above it, for
+  ``--branch-seconds``: the largest open bound over time, nodes bounded and left open.
 - ``cub_star``: cub-1 with CHiQPM's pairs (``similar_class_pairs(A, 0.5)``): the star
   that ``bounds.pair_stars`` finds, its classes' share of the unconstrained and the
   constrained answers, the star's bound by positive parts, the best hub set found by
@@ -285,6 +292,18 @@ def class_pair_cuts(name: str, rounds: int, per_round: int) -> dict:
     return _cut_rounds(p, _ClassPairDual, separate, rounds, per_round)
 
 
+def upper_pair_cuts(name: str, rounds: int, per_round: int) -> dict:
+    """``s_i - X_ij >= 0`` at rows ``(i, j)``, every ordered pair of distinct features."""
+    p = _problem(name)
+    off_diagonal = np.nonzero(~np.eye(p.n_candidates, dtype=bool))
+
+    def separate(_, s, X):
+        i, j = off_diagonal
+        return np.stack([i, j], 1), X[i, j] - s[i]
+
+    return _cut_rounds(p, lambda dual: _CutDual(dual, [(0, 1, -1.0)], [(0, 1.0)], 0.0), separate, rounds, per_round)
+
+
 def redundancy_alone(time_limit: float, seed: int) -> dict:
     """medium-1 with ``A = 0`` (uniqueness off: no class has a value to tell rows apart):
     how much of the semidefinite bound's gap the selection's own terms leave, without the
@@ -342,6 +361,31 @@ def best_first(seconds: float, tolerance: float, seed: int) -> dict:
             "drop_max": float(d.max())}
 
 
+def long_branching(seconds: float, tolerance: float, seed: int, workers: int = 2) -> dict:
+    p = _problem("medium-1")
+    sol = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
+                                  time_limit=10, seed=seed)
+    sel = np.zeros(p.n_candidates, dtype=bool)
+    sel[list(sol.features)] = True
+    trace = []
+    t0 = time.perf_counter()
+
+    def record(nodes: int, open_nodes: int, value: float, bound: float) -> None:
+        trace.append({"seconds": time.perf_counter() - t0, "nodes": nodes, "open": open_nodes, "bound": bound})
+
+    saved = bb.OPTIMALITY_TOL
+    bb.OPTIMALITY_TOL = tolerance  # prune at the tolerance: what "proven within 1%" needs
+    try:
+        res = bb.branch_and_bound(p, sel, deadline=t0 + seconds, workers=workers, on_progress=record)
+    finally:
+        bb.OPTIMALITY_TOL = saved
+    every = max(1, len(trace) // 40)
+    return {"incumbent": res.value, "tolerance": tolerance, "seconds": seconds, "workers": workers,
+            "target_bound": res.value * (1 + tolerance), "final_bound": res.bound, "nodes": res.nodes,
+            "open_at_end": trace[-1]["open"] if trace else None, "stopped": res.stopped,
+            "trace": trace[::every] + trace[-1:]}
+
+
 def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     A, R, B = reference.load("cub-1")
     rules = qpmopt.Constraints(shared_pairs=qpmopt.matrices.similar_class_pairs(A, 0.5))
@@ -390,8 +434,8 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     return out
 
 
-PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "redundancy_alone", "best_first",
-         "cub_star")
+PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "redundancy_alone",
+         "best_first", "long_branching", "cub_star")
 
 
 def main() -> int:
@@ -399,6 +443,7 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_directions.json")
+    ap.add_argument("--branch-seconds", type=float, default=540.0, help="long_branching's time")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                     help="which parts to run (each is written under its name)")
     args = ap.parse_args()
@@ -412,10 +457,14 @@ def main() -> int:
             data[part] = {name: clique_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
         elif part == "class_pair_cuts":
             data[part] = {name: class_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
+        elif part == "upper_pair_cuts":
+            data[part] = {name: upper_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
         elif part == "redundancy_alone":
             data[part] = redundancy_alone(args.time_limit, args.seed)
         elif part == "best_first":
             data[part] = best_first(120.0, 0.01, args.seed)
+        elif part == "long_branching":
+            data[part] = long_branching(args.branch_seconds, 0.01, args.seed)
         else:
             data[part] = cub_star(args.time_limit, args.seed, enumerate_top=45)
     write_json(args.out, data, force=True)
