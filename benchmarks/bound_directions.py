@@ -328,32 +328,27 @@ def best_first(seconds: float, tolerance: float, seed: int) -> dict:
     sel = np.zeros(p.n_candidates, dtype=bool)
     sel[list(sol.features)] = True
     W, z = evaluate_selection(p, sel, exact=True)
-    saved = bb.OPTIMALITY_TOL
-    bb.OPTIMALITY_TOL = tolerance  # prune at the tolerance: what "proven within 1%" needs
-    try:
-        search = bb._Search(p, sel, W, z, time.perf_counter())
-        drops = []
-        bound_node = search.bounder.bound
+    search = bb._Search(p, sel, W, z, time.perf_counter(), gap_limit=tolerance)
+    drops = []
+    bound_node = search.bounder.bound
 
-        def logged(node, *args, **kwargs):
-            out = bound_node(node, *args, **kwargs)
-            if np.isfinite(node.parent_bound):
-                drops.append(node.parent_bound - out[0])
-            return out
+    def logged(node, *args, **kwargs):
+        out = bound_node(node, *args, **kwargs)
+        if np.isfinite(node.parent_bound):
+            drops.append(node.parent_bound - out[0])
+        return out
 
-        search.bounder.bound = logged
-        heap, count, trace = [(-np.inf, 0, search.root())], 1, []
-        t0 = time.perf_counter()
-        with single_threaded_blas():
-            while heap and time.perf_counter() - t0 < seconds:
-                _, _, node = heapq.heappop(heap)
-                for child in search._expand(node, None):
-                    heapq.heappush(heap, (-child.parent_bound, count, child))
-                    count += 1
-                top = max([search.closed_bound] + [-h[0] for h in heap])
-                trace.append({"seconds": time.perf_counter() - t0, "nodes": search.nodes, "bound": top})
-    finally:
-        bb.OPTIMALITY_TOL = saved
+    search.bounder.bound = logged
+    heap, count, trace = [(-np.inf, 0, search.root())], 1, []
+    t0 = time.perf_counter()
+    with single_threaded_blas():
+        while heap and time.perf_counter() - t0 < seconds:
+            _, _, node = heapq.heappop(heap)
+            for child in search._expand(node, None):
+                heapq.heappush(heap, (-child.parent_bound, count, child))
+                count += 1
+            top = max([search.closed_bound] + [-h[0] for h in heap])
+            trace.append({"seconds": time.perf_counter() - t0, "nodes": search.nodes, "bound": top})
     d = np.array(drops)
     every = max(1, len(trace) // 20)
     return {"incumbent": z, "tolerance": tolerance, "seconds": seconds, "trace": trace[::every] + trace[-1:],
@@ -373,12 +368,8 @@ def long_branching(seconds: float, tolerance: float, seed: int, workers: int = 2
     def record(nodes: int, open_nodes: int, value: float, bound: float) -> None:
         trace.append({"seconds": time.perf_counter() - t0, "nodes": nodes, "open": open_nodes, "bound": bound})
 
-    saved = bb.OPTIMALITY_TOL
-    bb.OPTIMALITY_TOL = tolerance  # prune at the tolerance: what "proven within 1%" needs
-    try:
-        res = bb.branch_and_bound(p, sel, deadline=t0 + seconds, workers=workers, on_progress=record)
-    finally:
-        bb.OPTIMALITY_TOL = saved
+    # pruning at the tolerance: what "proven within 1%" needs
+    res = bb.branch_and_bound(p, sel, deadline=t0 + seconds, workers=workers, on_progress=record, gap_limit=tolerance)
     every = max(1, len(trace) // 40)
     return {"incumbent": res.value, "tolerance": tolerance, "seconds": seconds, "workers": workers,
             "target_bound": res.value * (1 + tolerance), "final_bound": res.bound, "nodes": res.nodes,

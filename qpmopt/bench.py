@@ -116,7 +116,7 @@ def _load_spec(spec: BenchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, int
     return inst.A, inst.R, inst.B, spec.k or inst.k, spec.n_features or inst.n_features
 
 
-def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: Any) -> None:
+def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, gap_limit: float, conn: Any) -> None:
     try:
         import qpmopt
         from qpmopt.evaluate import verify
@@ -124,7 +124,7 @@ def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, conn: An
         A, R, B, k, n = _load_spec(spec)
         t0 = time.perf_counter()
         sol = qpmopt.solve_assignment(A, R, B, k, n_features=n, backend=backend, time_limit=time_limit, seed=seed,
-                                      constraints=spec.constraints)
+                                      constraints=spec.constraints, gap_limit=gap_limit)
         wall = time.perf_counter() - t0
         row: dict[str, Any] = {"status": sol.status.value, "termination": sol.termination.value}
         if sol.assignment is not None:
@@ -169,14 +169,16 @@ def run_benchmark(
     *,
     time_limit: float,
     seed: int = 0,
+    gap_limit: float = 0.0,
     grace: float = 60.0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every backend on every instance, each in a fresh process.
+    """Run every backend on every instance, each in a fresh process (``gap_limit`` as in
+    :func:`qpmopt.solve_assignment`).
 
     A run that outlives ``time_limit + grace`` seconds is killed and recorded as such.
     Returns :func:`provenance`'s keys (commit, dirty, created, machine) with
-    ``"time_limit"``, ``"seed"`` and ``"results"`` (one row per run, each with its commit
+    ``"time_limit"``, ``"seed"``, ``"gap_limit"`` and ``"results"`` (one row per run, each with its commit
     and creation time).
     """
     ctx = mp.get_context("spawn")
@@ -185,7 +187,7 @@ def run_benchmark(
     for spec in specs:
         for backend in backends:
             parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(spec, backend, time_limit, seed, child))
+            proc = ctx.Process(target=_child, args=(spec, backend, time_limit, seed, gap_limit, child))
             start = time.perf_counter()
             proc.start()
             child.close()
@@ -206,7 +208,7 @@ def run_benchmark(
             results.append(row)
             if on_result is not None:
                 on_result(row)
-    return {**source, "time_limit": time_limit, "seed": seed, "results": results}
+    return {**source, "time_limit": time_limit, "seed": seed, "gap_limit": gap_limit, "results": results}
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:

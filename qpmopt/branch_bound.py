@@ -9,7 +9,9 @@ parent's multipliers.  Every bound is certified (an exact dual value plus a floa
 margin), so a pruned node provably holds nothing better than the incumbent.
 
 A node is pruned when its bound is at most the incumbent plus
-:data:`~qpmopt.solution.OPTIMALITY_TOL` (relative).  When few selections remain under it
+:data:`~qpmopt.solution.OPTIMALITY_TOL` (relative), or plus the caller's ``gap_limit``
+where that is larger (the closed tree then proves the incumbent within that gap, not
+optimal).  When few selections remain under it
 (:data:`ENUMERATE_MAX`), they are scored one by one: first the value under each class's
 top-k without uniqueness or rules (an upper bound), then the exact assignment (uniqueness
 and rules honoured, proven best) only where that beats the incumbent.  The search is depth
@@ -47,7 +49,7 @@ from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import _Dual, _scale, _stars, _Stop
 from qpmopt.search import evaluate_selection, relaxed_value
-from qpmopt.solution import OPTIMALITY_TOL
+from qpmopt.solution import OPTIMALITY_TOL, proves_optimal
 from qpmopt.threads import single_threaded_blas
 
 __all__ = ["ENUMERATE_MAX", "BranchAndBoundResult", "branch_and_bound"]
@@ -91,11 +93,13 @@ class BranchAndBoundResult:
         value: its objective (``-inf`` when none).
         bound: a proven upper bound on the optimum; when ``proven``, at most ``value``
             plus the tolerance.
-        proven: every node was pruned or scored, so ``selection`` is optimal.
+        proven: every node was pruned or scored, so ``selection`` is optimal (with a
+            ``gap_limit``, only where ``bound`` also meets ``value``).
         infeasible: every node was pruned or scored and no selection meets the rules.
         nodes: nodes bounded; ``enumerated``: selections given the exact assignment at
             small nodes.
-        stopped: ``"done"``, ``"deadline"``, ``"node_limit"`` or ``"interrupted"``.
+        stopped: ``"done"`` (the tree is closed: optimal, or within ``gap_limit``),
+            ``"deadline"``, ``"node_limit"`` or ``"interrupted"``.
         history: ``(seconds, objective)`` of each improvement.
     """
 
@@ -312,8 +316,10 @@ class _Search:
     stack depth first."""
 
     def __init__(self, problem: Problem, selection: np.ndarray | None, assignment: np.ndarray | None, value: float,
-                 t0: float) -> None:
+                 t0: float, gap_limit: float = 0.0) -> None:
         self.problem = problem
+        # relative: a node closes when its bound is at most the incumbent plus this much
+        self.tolerance = max(OPTIMALITY_TOL, gap_limit)
         self.bounder = _Bounder(problem)
         self.selection, self.assignment, self.value = selection, assignment, value
         self.t0 = t0
@@ -332,7 +338,7 @@ class _Search:
 
     def _closes(self, bound: float) -> bool:
         """Whether a node bounded by ``bound`` holds nothing better than the incumbent."""
-        return bool(np.isfinite(self.value)) and bound <= self.value + OPTIMALITY_TOL * max(1.0, abs(self.value))
+        return bool(np.isfinite(self.value)) and bound <= self.value + self.tolerance * max(1.0, abs(self.value))
 
     def run(self, stack: list[_Node], *, deadline: float | None, node_limit: int | None,
             should_stop: Callable[[], bool] | None, open_target: int | None = None) -> str:
@@ -376,7 +382,7 @@ class _Search:
             return []
         self.nodes += 1
         root = node.depth == 0
-        target = self.value + OPTIMALITY_TOL * max(1.0, abs(self.value)) if np.isfinite(self.value) else -np.inf
+        target = self.value + self.tolerance * max(1.0, abs(self.value)) if np.isfinite(self.value) else -np.inf
         bound, s, y = self.bounder.bound(node, target, ROOT_ITERATIONS if root else NODE_ITERATIONS,
                                          ROOT_TAUS if root else NODE_TAUS, deadline)
         bound = min(bound, node.parent_bound)
@@ -461,6 +467,7 @@ def branch_and_bound(
     workers: int = 1,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int, float, float], None] | None = None,
+    gap_limit: float = 0.0,
 ) -> BranchAndBoundResult:
     """Prove a selection optimal (or improve it) by branch and bound over ``s``.
 
@@ -494,7 +501,7 @@ def branch_and_bound(
             selection = None
         else:
             history.append((time.perf_counter() - t0, value))
-    search = _Search(problem, selection, assignment, value, t0)
+    search = _Search(problem, selection, assignment, value, t0, gap_limit)
     stack = [search.root()]
     # Worker processes are forked: no start-up, and no re-import of the caller's script
     # (which "spawn" and "forkserver" need, and which fails in a script without a main
@@ -516,12 +523,14 @@ def branch_and_bound(
         nodes += extra[0]
         enumerated += extra[1]
     history += search.history
-    proven = stopped == "done"
     bound = max([search.value, search.closed_bound, *open_bounds])
+    proven = stopped == "done" and (gap_limit <= OPTIMALITY_TOL or not np.isfinite(search.value)
+                                    or proves_optimal(search.value, bound))
     if not np.isfinite(bound):  # stopped before the root was bounded
         bound = simple_upper_bound(problem)
+    closed = stopped == "done"
     return BranchAndBoundResult(search.selection, search.assignment, search.value, bound,
-                                proven and search.selection is not None, proven and search.selection is None,
+                                proven and search.selection is not None, closed and search.selection is None,
                                 nodes, enumerated, stopped, history)
 
 
@@ -561,11 +570,11 @@ def _init_worker(event) -> None:
 
 
 def _subtree(problem: Problem, nodes: list[_Node], selection: np.ndarray | None, assignment: np.ndarray | None,
-             value: float, deadline: float | None, budget: int) -> dict:
+             value: float, deadline: float | None, budget: int, gap_limit: float) -> dict:
     """A worker task: search from ``nodes`` for at most ``budget`` bounded nodes; what the
     caller merges, with the nodes left open.  ``deadline`` is a ``time.perf_counter()``
     value of the caller's (a system-wide monotonic clock)."""
-    search = _Search(problem, selection, assignment, value, time.perf_counter())
+    search = _Search(problem, selection, assignment, value, time.perf_counter(), gap_limit)
     stack = list(nodes)
     event = _STOP_EVENT
     with single_threaded_blas():
@@ -603,7 +612,7 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                     break
                 task = [queue.pop()]
                 fut = pool.submit(_subtree, problem, task, search.selection, search.assignment, search.value,
-                                  deadline, NODES_PER_TASK)
+                                  deadline, NODES_PER_TASK, search.tolerance)
                 running[fut] = task
             if not running:
                 break

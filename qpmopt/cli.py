@@ -99,6 +99,8 @@ def solvers(pyomo_too: bool) -> None:
 @click.option("-n", "--n-features", type=int, default=None, help="Features selected (default: from the file, else 50).")
 @click.option("--backend", default="auto", show_default=True, help="Backend name (see 'qpmopt solvers').")
 @click.option("--time-limit", type=float, default=None, help="Seconds for the whole solve.")
+@click.option("--gap-limit", type=float, default=0.0, show_default=True,
+              help="Stop once the proven relative gap is at most this (0.01: 1%); 0 asks for a proof of optimality.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None)
 @click.option("--no-unique", is_flag=True, help="Allow classes to share the same feature set.")
@@ -108,8 +110,8 @@ def solvers(pyomo_too: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite the output file.")
 @click.option("--verbose", is_flag=True)
 @_handle_errors
-def solve(problem_file: Path, k: int | None, n_features: int | None, backend: str, time_limit: float | None, seed: int,
-          threads: int | None, no_unique: bool, constraints_file: Path | None, output: Path | None, force: bool,
+def solve(problem_file: Path, k: int | None, n_features: int | None, backend: str, time_limit: float | None,
+          gap_limit: float, seed: int, threads: int | None, no_unique: bool, constraints_file: Path | None, output: Path | None, force: bool,
           verbose: bool) -> None:
     """Solve the problem stored in PROBLEM_FILE (.npz or .pt with arrays A, R, B)."""
     import qpmopt
@@ -122,7 +124,8 @@ def solve(problem_file: Path, k: int | None, n_features: int | None, backend: st
     k = k if k is not None else arrays.get("k", 5)
     n_features = n_features if n_features is not None else arrays.get("n_features", 50)
     sol = qpmopt.solve_assignment(arrays["A"], arrays["R"], arrays["B"], k, n_features=n_features, unique=not no_unique,
-                                  constraints=constraints, backend=backend, time_limit=time_limit, seed=seed, threads=threads, verbose=verbose)
+                                  constraints=constraints, backend=backend, time_limit=time_limit, gap_limit=gap_limit,
+                                  seed=seed, threads=threads, verbose=verbose)
     gap = "-" if sol.gap is None else f"{100 * sol.gap:.3f}%"
     bound = "-" if sol.bound is None else f"{sol.bound:.6f}"
     obj = "-" if sol.objective is None else f"{sol.objective:.6f}"

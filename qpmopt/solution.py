@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPTIMALITY_TOL", "Status", "Termination", "BackendResult", "Solution"]
+__all__ = ["OPTIMALITY_TOL", "Status", "Termination", "BackendResult", "Solution", "proves_optimal", "relative_gap"]
 
 #: relative tolerance under which a bound is taken to prove the objective optimal
 OPTIMALITY_TOL = 1e-9
@@ -40,11 +40,17 @@ class Termination(str, Enum):
     TIME_LIMIT = "time_limit"
     INTERRUPTED = "interrupted"
     ITERATION_LIMIT = "iteration_limit"
+    GAP_LIMIT = "gap_limit"  # the proven gap reached the caller's gap_limit
     CONVERGED = "converged"  # a heuristic finished its schedule / found no improving move
     ERROR = "error"
 
     def __str__(self) -> str:
         return self.value
+
+
+def proves_optimal(objective: float, bound: float | None) -> bool:
+    """Whether ``bound`` meets ``objective`` within :data:`OPTIMALITY_TOL` (relative)."""
+    return bound is not None and bound - objective <= OPTIMALITY_TOL * max(1.0, abs(objective))
 
 
 def relative_gap(objective: float, bound: float) -> float:

@@ -14,7 +14,7 @@ from qpmopt.backends.registry import get_backend
 from qpmopt.evaluate import VerificationError, selection_mask, verify
 from qpmopt.problem import InfeasibleProblemError, Problem, ProblemError
 from qpmopt.search import best_assignment
-from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination, relative_gap
+from qpmopt.solution import OPTIMALITY_TOL, BackendResult, Solution, Status, Termination, proves_optimal, relative_gap
 
 __all__ = ["solve_assignment", "solve_problem", "OPTIMALITY_TOL"]
 
@@ -27,6 +27,14 @@ def _check_time_limit(time_limit: Any) -> float | None:
     if not math.isfinite(float(time_limit)) or time_limit <= 0:
         raise ProblemError(f"time_limit: expected a positive, finite number of seconds, got {time_limit}")
     return float(time_limit)
+
+
+def _check_gap_limit(gap_limit: Any) -> float:
+    if isinstance(gap_limit, bool) or not isinstance(gap_limit, (int, float, np.integer, np.floating)):
+        raise ProblemError(f"gap_limit: expected a number in [0, 1), got {gap_limit!r}")
+    if not 0.0 <= float(gap_limit) < 1.0:
+        raise ProblemError(f"gap_limit: expected a relative gap in [0, 1) (0.01 stops within 1%), got {gap_limit}")
+    return float(gap_limit)
 
 
 def _check_seed(seed: Any) -> int:
@@ -62,6 +70,7 @@ def solve_assignment(
     constraints: Any = None,
     backend: str | Backend = "auto",
     time_limit: float | None = None,
+    gap_limit: float = 0.0,
     seed: int = 0,
     threads: int | None = None,
     verbose: bool = False,
@@ -85,6 +94,11 @@ def solve_assignment(
         backend: a registered name (see :func:`qpmopt.available_backends`) or an instance.
         time_limit: seconds for the whole call, model building included; ``None`` lets the
             backend use its own stopping rule.
+        gap_limit: a relative gap (``Solution.gap``'s measure; 0.01 is 1%) at which the
+            backends that prove bounds may stop: the answer then has ``termination
+            "gap_limit"`` and status ``feasible`` (``optimal`` only where the bound meets
+            the objective).  0 (the default) asks for a proof of optimality.  Heuristic
+            backends, which prove no bound, ignore it.
         seed: random seed; recorded in the result.  The default makes runs reproducible.
         threads: solver threads (``None``: the backend's default).
         warm_start: feature indices or a ``(n_f,)`` mask of a selection to start from.
@@ -102,8 +116,8 @@ def solve_assignment(
     start = time.perf_counter()
     problem = Problem.from_arrays(A, R, B, k=k, n_features=n_features, unique=unique, constraints=constraints)
     return solve_problem(
-        problem, backend=backend, time_limit=time_limit, seed=seed, threads=threads, verbose=verbose,
-        warm_start=warm_start, should_stop=should_stop, options=options, _start=start,
+        problem, backend=backend, time_limit=time_limit, gap_limit=gap_limit, seed=seed, threads=threads,
+        verbose=verbose, warm_start=warm_start, should_stop=should_stop, options=options, _start=start,
     )
 
 
@@ -112,6 +126,7 @@ def solve_problem(
     *,
     backend: str | Backend = "auto",
     time_limit: float | None = None,
+    gap_limit: float = 0.0,
     seed: int = 0,
     threads: int | None = None,
     verbose: bool = False,
@@ -128,6 +143,7 @@ def solve_problem(
         raise ProblemError(f"threads: expected a positive integer or None, got {threads!r}")
     config = SolverConfig(
         time_limit=_check_time_limit(time_limit),
+        gap_limit=_check_gap_limit(gap_limit),
         seed=_check_seed(seed),
         threads=None if threads is None else int(threads),
         verbose=bool(verbose),
@@ -171,7 +187,7 @@ def finalize(problem: Problem, raw: BackendResult, backend_name: str, seed: int,
         raise VerificationError(
             f"backend {backend_name!r} reported bound {bound} below its verified objective {obj} (a bug)"
         )
-    proven = raw.proven_optimal or (bound is not None and bound - obj <= OPTIMALITY_TOL * scale)
+    proven = raw.proven_optimal or proves_optimal(obj, bound)
     if proven:
         bound = obj if bound is None else max(min(bound, obj + 1e-6 * scale), obj)
     gap = None if bound is None else relative_gap(obj, bound)

@@ -62,6 +62,17 @@ def test_solve_reads_pt_files(runner, tmp_path):
     assert res.exit_code == 0 and "status=optimal" in res.output
 
 
+def test_solve_stops_at_the_gap_limit(runner, tmp_path):
+    path = tmp_path / "small.npz"
+    save_npz(str(path), generate("small", seed=0))
+    res = runner.invoke(main, ["solve", str(path), "--backend", "bnb", "--gap-limit", "0.5", "-o", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    # the root's bound is within 50% of the start: the tree closes at once, with no claim of optimality
+    assert data["termination"] == "gap_limit" and data["status"] == "feasible" and data["info"]["nodes"] == 1
+    assert 0 < data["gap"] <= 0.5 and "termination=gap_limit" in res.output
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [
@@ -72,6 +83,7 @@ def test_solve_reads_pt_files(runner, tmp_path):
         ("ok", ["solve", "{f}", "--backend", "nope"], "unknown backend 'nope'; known backends:"),
         ("ok", ["solve", "{f}", "-k", "0"], "k: expected an integer >= 1"),
         ("ok", ["solve", "{f}", "--time-limit", "-1"], "time_limit: expected a positive"),
+        ("ok", ["solve", "{f}", "--gap-limit", "2"], "gap_limit: expected a relative gap in [0, 1)"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(runner, tmp_path, make, args, message):

@@ -193,7 +193,10 @@ class AutoBackend(Backend):
         progress = config.progress(self.name)
         progress.note(f"answer {value:.8g}; Lagrangian bound {raw.bound:.8g}"
                       + (f"; semidefinite bound next ({sdp_time:.0f} s)" if use_sdp and timed else ""))
-        if use_sdp and not config.stop_requested():
+        if use_sdp and config.gap_reached(value, raw.bound):
+            # the caller's gap limit is proven already: the semidefinite bound's time is saved
+            raw.termination = Termination.GAP_LIMIT
+        elif use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
             tighten_with_sdp(problem, config, value, raw)
             raw.info["auto_path"] = raw.info.get("auto_path", "anneal") + "+sdp"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import importlib.util
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import pydantic
 
 from qpmopt.problem import Problem
 from qpmopt.progress import Progress
-from qpmopt.solution import BackendResult
+from qpmopt.solution import BackendResult, relative_gap
 
 __all__ = [
     "Availability",
@@ -83,6 +84,10 @@ class SolverConfig:
 
     Attributes:
         time_limit: seconds, or ``None`` for the backend's own default stopping rule.
+        gap_limit: relative gap (:func:`qpmopt.solution.relative_gap`) at which a backend
+            that proves bounds may stop with ``Termination.GAP_LIMIT``; 0 asks for a proof
+            of optimality.  :meth:`gap_reached` applies it; :meth:`stop_target` is the
+            bound it asks for.
         seed: random seed (recorded in the result).
         threads: worker threads, ``None`` for the backend's default.
         verbose: print solver progress (:meth:`progress` for this package's own loops).
@@ -96,6 +101,7 @@ class SolverConfig:
     """
 
     time_limit: float | None = None
+    gap_limit: float = 0.0
     seed: int = 0
     threads: int | None = None
     verbose: bool = False
@@ -111,6 +117,17 @@ class SolverConfig:
     def remaining(self, default: float | None = None) -> float | None:
         d = self.deadline(default)
         return None if d is None else max(0.0, d - self.clock())
+
+    def gap_reached(self, objective: float, bound: float | None) -> bool:
+        """Whether ``bound`` proves ``objective`` within :attr:`gap_limit` (never with a
+        zero limit: a proof of optimality is the solver's to give)."""
+        return (self.gap_limit > 0 and bound is not None and math.isfinite(objective)
+                and relative_gap(objective, bound) <= self.gap_limit)
+
+    def stop_target(self, objective: float) -> float:
+        """The bound at which a search for ``objective``'s proof may stop: the objective
+        itself with a zero :attr:`gap_limit`, else the objective plus the gap it allows."""
+        return objective + self.gap_limit * max(1.0, abs(objective))
 
     def stop_requested(self) -> bool:
         return self.should_stop is not None and bool(self.should_stop())

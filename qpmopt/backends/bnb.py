@@ -2,7 +2,8 @@
 (:mod:`qpmopt.branch_bound`); proves optimality on small instances without a MILP solver.
 
 It starts from the iterated swap search's answer (or the caller's warm start), then
-searches the tree until it is closed (``optimal``), the time limit passes, or a node limit
+searches the tree until it is closed (``optimal``; ``gap_limit`` when the caller's gap
+limit pruned nodes that might hold a little more), the time limit passes, or a node limit
 is reached; the bound it reports is the largest over the nodes still open.
 """
 
@@ -78,11 +79,14 @@ class BranchAndBoundBackend(Backend):
         deadline = time.perf_counter() + config.remaining() if timed else None
         began = config.clock() - config.start_time
         res = branch_and_bound(problem, start, deadline=deadline, node_limit=node_limit, workers=workers,
-                               should_stop=None if asked_to_stop else config.should_stop, on_progress=report)
+                               should_stop=None if asked_to_stop else config.should_stop, on_progress=report,
+                               gap_limit=config.gap_limit)
         if res.proven:
             term = Termination.OPTIMAL
         elif res.infeasible:
             term = Termination.INFEASIBLE
+        elif res.stopped == "done":  # closed under the caller's gap_limit
+            term = Termination.GAP_LIMIT
         elif res.stopped == "interrupted" or asked_to_stop:
             term = Termination.INTERRUPTED
         elif res.stopped == "node_limit":

@@ -89,6 +89,8 @@ class CpSatBackend(MipBackend):
         prm.random_seed = int(config.seed) % 2**31
         prm.num_workers = int(config.threads) if config.threads is not None else 2
         prm.log_search_progress = bool(config.verbose)
+        if config.gap_limit > 0:  # CP-SAT then reports OPTIMAL once its gap is that small
+            prm.relative_gap_limit = float(config.gap_limit)
         for key, val in (options.solver_options or {}).items():
             if not hasattr(prm, key):
                 raise OptionsError(f"options: CP-SAT has no parameter {key!r}")

@@ -95,8 +95,9 @@ class HighsBackend(MipBackend):
         lp.a_matrix_.num_row_ = csc.shape[0]
         lp.integrality_ = [highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous for b in arr["integer"]]
         h.passModel(lp)
-        # Optimality must mean a zero gap, not HiGHS's default 1e-4 relative gap.
-        h.setOptionValue("mip_rel_gap", 0.0)
+        # Optimality must mean a zero gap (or the caller's gap limit), not HiGHS's default
+        # 1e-4 relative gap.
+        h.setOptionValue("mip_rel_gap", float(config.gap_limit))
         h.setOptionValue("mip_abs_gap", 1e-9)
         h.setOptionValue("random_seed", int(config.seed) % 2**31)
         if not presolve:

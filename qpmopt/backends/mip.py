@@ -43,7 +43,7 @@ from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import PARTIAL_EIGEN_ABOVE, sdp_seconds, sdp_upper_bound
 from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search, search_view
-from qpmopt.solution import BackendResult, Termination
+from qpmopt.solution import BackendResult, Termination, proves_optimal
 
 __all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp"]
 
@@ -56,8 +56,10 @@ class ModelResult:
     Attributes:
         x: ``(form.n_vars,)`` variable values of the best solution found, or ``None``.
         bound: upper bound of *this model*'s objective (its constant included), or ``None``.
-        optimal: the solver proved ``x`` optimal for this model, to within
-            :data:`qpmopt.solution.OPTIMALITY_TOL` of the true objective.
+        optimal: the solver stopped on its optimality test for this model under the gap
+            options this package set: with ``config.gap_limit`` 0, a proof to within
+            :data:`qpmopt.solution.OPTIMALITY_TOL` of the true objective; with a gap
+            limit, a proof to within that gap (the driver tells the two apart).
         infeasible: the solver proved the model infeasible.
         interrupted: the solve was cut short by ``should_stop`` or Ctrl-C.
         info: solver-specific details for ``Solution.info["last_model"]``.
@@ -148,7 +150,9 @@ def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: Sol
 def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult) -> None:
     """The semidefinite-bound phase shared by this driver and ``auto``: run
     :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
-    proves ``incumbent``), keep the smaller bound, and record it in ``raw.info``.
+    proves ``incumbent``, within the config's ``gap_limit`` where one is set), keep the
+    smaller bound, and record it in ``raw.info``; ``raw.termination`` becomes
+    ``gap_limit`` where the bound proves that gap.
 
     Above :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (only where the caller
     forces the bound with ``sdp_bound=True``) it starts from the Lagrangian multipliers:
@@ -158,11 +162,13 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
     if problem.n_candidates > PARTIAL_EIGEN_ABOVE:
         _, start_mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
                                              deadline=config.deadline(), clock=config.clock)
-    sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=incumbent,
+    sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=config.stop_target(incumbent),
                           should_stop=config.should_stop, verbose=config.verbose, start_mu=start_mu)
     raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
     if sdp.stopped == "interrupted":
         raw.termination = Termination.INTERRUPTED
+    elif config.gap_reached(incumbent, raw.bound) and not proves_optimal(incumbent, raw.bound):
+        raw.termination = Termination.GAP_LIMIT
     raw.info["sdp_bound"] = {key: value for key, value in dataclasses.asdict(sdp).items() if key != "multipliers"}
 
 
@@ -250,9 +256,13 @@ class MipBackend(Backend):
             solver_config = dataclasses.replace(config, time_limit=config.time_limit - sdp_time)
         proven, term, bound, info = self._solve_full(full, solver_config, options, incumbent, bound)
         info.update({"path": "full", "warm_start_objective": warm_value})
+        if not proven and term not in (Termination.INTERRUPTED, Termination.INFEASIBLE) \
+                and config.gap_reached(incumbent.value, bound):
+            term = Termination.GAP_LIMIT  # (the solver's time ran out with the gap closed enough)
         raw = BackendResult(incumbent.selection, incumbent.assignment, term, bound=bound, proven_optimal=proven,
                             history=incumbent.history, info=info)
-        if use_sdp and not proven and term != Termination.INTERRUPTED and not config.stop_requested():
+        if use_sdp and not proven and term not in (Termination.INTERRUPTED, Termination.GAP_LIMIT) \
+                and not config.stop_requested():
             tighten_with_sdp(problem, config, incumbent.value, raw)
         return raw
 
@@ -288,7 +298,9 @@ class MipBackend(Backend):
             if answer.interrupted:
                 return False, Termination.INTERRUPTED, bound, info
             if answer.optimal and not collides:
-                return True, Termination.OPTIMAL, bound, info
+                if config.gap_limit == 0 or proves_optimal(incumbent.value, bound):
+                    return True, Termination.OPTIMAL, bound, info
+                return False, Termination.GAP_LIMIT, bound, info
             if collides:
                 form.cut_collisions(W)
             if not collides or (config.remaining() is not None and config.remaining() <= 0):

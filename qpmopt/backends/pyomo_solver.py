@@ -4,13 +4,14 @@ reaches (``options={"solver": NAME, "solver_options": {...}}``, default ``appsi_
 It is a :class:`~qpmopt.backends.mip.MipBackend`: the warm start, the lazy uniqueness cut
 loop (cuts go into ``m.uniqueness_cuts``), the bounds and the size limit are the core's
 driver; this module builds the Pyomo model once per solve, passes the time limit and a
-zero optimality gap in each solver's own option names, warm-starts solvers that take one,
-and maps Pyomo's termination to qpmopt's.
+zero optimality gap (the caller's ``gap_limit`` where one is set) in each solver's own
+option names, warm-starts solvers that take one, and maps Pyomo's termination to qpmopt's.
 
 Optimal is claimed only when the solver reports an optimal termination on the model *and*
 either qpmopt set that solver's zero-gap options (the families in :data:`SOLVER_FAMILIES`)
 or the solver's reported bound meets the objective within
-:data:`~qpmopt.solution.OPTIMALITY_TOL`.  Between solver calls the driver checks
+:data:`~qpmopt.solution.OPTIMALITY_TOL`; under a ``gap_limit`` the driver claims it only
+in the second case and reports ``gap_limit`` otherwise.  Between solver calls the driver checks
 ``should_stop``; during one call only the solver's own time limit stops it.
 
 Tested here with ``appsi_highs``, ``highs``, ``gurobi_direct`` (within gurobipy's size-limited
@@ -33,7 +34,7 @@ from qpmopt.backends.mip import MipBackend, MipOptions, ModelResult
 from qpmopt.formulation import Formulation
 from qpmopt.problem import Problem
 from qpmopt.pyomo_model import add_uniqueness_cut, model_values, render
-from qpmopt.solution import OPTIMALITY_TOL, BackendResult
+from qpmopt.solution import BackendResult, proves_optimal
 
 __all__ = ["PyomoBackend", "PyomoOptions", "SOLVER_FAMILIES", "SolverFamily"]
 
@@ -179,6 +180,8 @@ class PyomoBackend(MipBackend):
         if family is not None:
             for key, value in family.zero_gap:
                 solver.options[key] = value
+            if config.gap_limit > 0:  # the first of a family's options is its relative gap
+                solver.options[family.zero_gap[0][0]] = float(config.gap_limit)
         for key, value in options.solver_options.items():
             solver.options[key] = value
         kwargs: dict[str, Any] = {"load_solutions": False, "tee": bool(config.verbose)}
@@ -209,7 +212,7 @@ class PyomoBackend(MipBackend):
             x = form.encode(selection, assignment)
         bound = _reported_bound(results)
         value = float(pyo.value(model.Z)) if x is not None else None
-        closed = bound is not None and value is not None and bound - value <= OPTIMALITY_TOL * max(1.0, abs(value))
+        closed = value is not None and proves_optimal(value, bound)
         optimal = x is not None and condition == TerminationCondition.optimal and (family is not None or closed)
         return ModelResult(
             x=x,

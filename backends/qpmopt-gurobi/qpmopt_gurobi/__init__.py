@@ -49,7 +49,7 @@ class GurobiBackend(MipBackend):
         for rows, sense, rhs in ((eq, "=", hi), (le, "<", hi), (ge, ">", lo)):
             if rows.any():
                 m.addMConstr(mat[rows], x, sense, rhs[rows])
-        m.Params.MIPGap = 0.0  # optimal must mean a zero gap
+        m.Params.MIPGap = float(config.gap_limit)  # optimal must mean a zero gap (or the caller's limit)
         m.Params.MIPGapAbs = 1e-9
         m.Params.Seed = int(config.seed) % 2**31
         if time_limit is not None:

@@ -48,7 +48,7 @@ class ScipBackend(MipBackend):
         if not config.verbose:
             m.hideOutput()
         columns, quad = _render(m, form, options.formulation)
-        m.setParam("limits/gap", 0.0)  # optimal must mean a zero gap
+        m.setParam("limits/gap", float(config.gap_limit))  # optimal must mean a zero gap (or the caller's limit)
         m.setParam("limits/absgap", 1e-9)
         m.setParam("randomization/randomseedshift", int(config.seed) % 2**31)
         if time_limit is not None:
