@@ -167,6 +167,8 @@ def generate(preset: str, seed: int, output: Path, force: bool) -> None:
 @click.option("-n", "--n-features", type=int, default=None)
 @click.option("--backends", default="localsearch,anneal,highs,cpsat", show_default=True)
 @click.option("--time-limit", type=float, default=60.0, show_default=True)
+@click.option("--gap-limit", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Let every run stop once its proven relative gap is at most this.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--constraints", "constraints_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Steering rules for every instance: a JSON object with the keys of qpmopt.Constraints.")
@@ -175,8 +177,8 @@ def generate(preset: str, seed: int, output: Path, force: bool) -> None:
 @click.pass_context
 @_handle_errors
 def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ...], k: int | None, n_features: int | None,
-          backends: str, time_limit: float, seed: int, constraints_file: Path | None, output: Path | None,
-          force: bool) -> None:
+          backends: str, time_limit: float, gap_limit: float, seed: int, constraints_file: Path | None,
+          output: Path | None, force: bool) -> None:
     """Run backends side by side (one process per run); or 'bench show' / 'bench compare'."""
     if ctx.invoked_subcommand is not None:
         return
@@ -209,7 +211,7 @@ def bench(ctx: click.Context, presets: tuple[str, ...], instances: tuple[str, ..
     console = Console(width=140)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmark", total=len(specs) * len(names))
-        data = run_benchmark(specs, names, time_limit=time_limit, seed=seed,
+        data = run_benchmark(specs, names, time_limit=time_limit, seed=seed, gap_limit=gap_limit,
                              on_result=lambda row: progress.advance(task))
     _print_table(console, data, result_rows)
     if output is not None:

@@ -144,6 +144,19 @@ def test_bench_run_show_compare(runner, tmp_path):
     assert bad.exit_code == 2
 
 
+def test_bench_passes_the_gap_limit_to_every_run(runner, tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["bench", "--preset", "small", "--backends", "bnb", "--time-limit", "30",
+                               "--gap-limit", "0.5", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["gap_limit"] == 0.5
+    (row,) = data["results"]
+    assert row["termination"] == "gap_limit" and 0 < row["gap"] <= 0.5
+    bad = runner.invoke(main, ["bench", "--preset", "small", "--gap-limit", "1"])
+    assert bad.exit_code == 2 and "--gap-limit" in bad.output
+
+
 def test_save_npz_refuses_to_overwrite(tmp_path):
     path = tmp_path / "x.npz"
     save_npz(str(path), generate("tiny", seed=1))
