@@ -6,6 +6,9 @@ import itertools
 import math
 
 import numpy as np
+import pytest
+
+from qpmopt.solution import Status, Termination
 
 
 def random_instance(rng: np.random.Generator, n_c: int, n_f: int, *, negative_r: bool = False, with_b: bool = True):
@@ -163,3 +166,21 @@ def assert_rules_hold_by_hand(selection, W, rules: dict, k: int) -> None:
             assert n == count, f"classes {a}, {b} share {n}, expected {count}"
         else:
             assert n >= count, f"classes {a}, {b} share {n}, expected at least {count}"
+
+
+def assert_within_gap_of_oracle(sol, A, R, B, k, n_sel, unique, gap_limit):
+    """A solve under ``gap_limit``: feasible, its objective recomputed by hand, its bound
+    never below the optimum, ``gap_limit`` or ``optimal`` as termination, and, where it
+    stopped at the gap, the answer within that gap of the optimum.  Returns the optimum."""
+    truth = oracle(A, R, B, k, n_sel, unique)
+    assert_feasible_by_hand(sol.selection, sol.assignment, k, n_sel, unique)
+    assert sol.objective == pytest.approx(objective_by_hand(A, R, B, sol.selection, sol.assignment), abs=1e-9)
+    assert sol.bound >= truth - 1e-9  # the bound stays valid however early the search stopped
+    assert sol.termination in (Termination.OPTIMAL, Termination.GAP_LIMIT)
+    if sol.termination is Termination.GAP_LIMIT:
+        assert sol.gap <= gap_limit + 1e-9
+        # what the gap promises: the answer is at most that far below the optimum
+        assert sol.objective >= truth - gap_limit * max(1.0, abs(sol.objective)) - 1e-9
+    if sol.status is Status.OPTIMAL:
+        assert sol.objective == pytest.approx(truth, abs=1e-9)
+    return truth

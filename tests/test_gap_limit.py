@@ -8,7 +8,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import assert_feasible_by_hand, objective_by_hand, oracle, random_instance
+from helpers import assert_within_gap_of_oracle, oracle, random_instance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,21 +27,6 @@ def test_a_bad_gap_limit_is_refused_by_name(bad):
                                 gap_limit=bad)
 
 
-def _check_against_oracle(sol, A, R, B, k, n_sel, unique, gap_limit):
-    truth = oracle(A, R, B, k, n_sel, unique)
-    assert_feasible_by_hand(sol.selection, sol.assignment, k, n_sel, unique)
-    assert sol.objective == pytest.approx(objective_by_hand(A, R, B, sol.selection, sol.assignment), abs=1e-9)
-    assert sol.bound >= truth - 1e-9  # the bound stays valid however early the search stopped
-    assert sol.termination in (Termination.OPTIMAL, Termination.GAP_LIMIT)
-    if sol.termination is Termination.GAP_LIMIT:
-        assert sol.gap <= gap_limit + 1e-9
-        # what the gap promises: the answer is at most that far below the optimum
-        assert sol.objective >= truth - gap_limit * max(1.0, abs(sol.objective)) - 1e-9
-    if sol.status is Status.OPTIMAL:
-        assert sol.objective == pytest.approx(truth, abs=1e-9)
-    return truth
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), gap_limit=st.sampled_from([0.01, 0.05, 0.2]), unique=st.booleans(),
        negative_r=st.booleans())
@@ -51,7 +36,7 @@ def test_branch_and_bound_under_a_gap_limit_keeps_its_promise(seed, gap_limit, u
     with mock.patch.object(bb, "ENUMERATE_MAX", 2):
         sol = qpmopt.solve_assignment(A, R, B, 2, n_features=5, unique=unique, backend="bnb", gap_limit=gap_limit,
                                       threads=1)
-    _check_against_oracle(sol, A, R, B, 2, 5, unique, gap_limit)
+    assert_within_gap_of_oracle(sol, A, R, B, 2, 5, unique, gap_limit)
 
 
 @pytest.mark.parametrize("backend", ["highs", "cpsat", "pyomo"])
@@ -60,7 +45,7 @@ def test_milp_backends_under_a_gap_limit_keep_its_promise(backend, seed):
     A, R, B = random_instance(np.random.default_rng(100 + seed), 6, 10, negative_r=seed == 1)
     sol = qpmopt.solve_assignment(A, R, B, 2, n_features=5, backend=backend, gap_limit=0.05, time_limit=30,
                                   options={"sdp_bound": False})
-    _check_against_oracle(sol, A, R, B, 2, 5, True, 0.05)
+    assert_within_gap_of_oracle(sol, A, R, B, 2, 5, True, 0.05)
 
 
 def test_a_large_gap_limit_closes_the_tree_early_and_claims_no_optimum():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_within_gap_of_oracle, random_instance
 
 import qpmopt
 from qpmopt import ProblemTooLargeError, Status
@@ -60,6 +61,16 @@ def test_scip_proves_the_optimum_highs_proves(formulation):
     assert scip.objective == pytest.approx(highs.objective, abs=1e-7)
     with pytest.raises(qpmopt.OptionsError, match="formulation='cubic'"):
         qpmopt.solve_assignment(*args, n_features=inst.n_features, backend="scip", options={"formulation": "cubic"})
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plugins_under_a_gap_limit_keep_its_promise(name, seed):
+    installed(name)
+    A, R, B = random_instance(np.random.default_rng(200 + seed), 6, 10, negative_r=seed == 1)
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=5, backend=name, gap_limit=0.05, time_limit=30,
+                                  options={"sdp_bound": False})
+    assert_within_gap_of_oracle(sol, A, R, B, 2, 5, True, 0.05)
 
 
 def test_gurobi_beyond_its_bundled_licence_says_so():
