@@ -20,10 +20,14 @@ from qpmopt.backends.registry import get_backend
 from qpmopt.constraints import Constraints
 from qpmopt.evaluate import VerificationError
 from qpmopt.problem import InfeasibleProblemError, Problem
-from qpmopt.solution import Status
+from qpmopt.solution import Status, Termination
 from qpmopt.solve import solve_problem
 
-__all__ = ["assert_backend_conforms", "random_problem"]
+__all__ = ["CONFORMANCE_GAP", "assert_backend_conforms", "random_problem"]
+
+#: The ``gap_limit`` under which :func:`assert_backend_conforms` checks what a backend
+#: claims when it may stop early.
+CONFORMANCE_GAP = 0.05
 
 
 def random_problem(seed: int, n_c: int = 5, n_f: int = 8, n_sel: int = 4, k: int = 2, *, unique: bool = True,
@@ -95,7 +99,10 @@ def assert_backend_conforms(backend: str | Backend, *, seeds: range = range(6), 
     a reported bound is >= the true optimum; an exact backend that says ``optimal``
     matches the optimum; the same seed gives the same answer when the backend claims
     determinism; rules that cannot all hold raise ``InfeasibleProblemError`` from an exact
-    backend and never give an answer from any; unknown options are refused.
+    backend and never give an answer from any; unknown options are refused.  Under a
+    ``gap_limit`` (:data:`CONFORMANCE_GAP`, on two of the problems) the bound still holds,
+    ``optimal`` still means the optimum, and an answer that ends with ``gap_limit`` is
+    within that gap of the optimum, by the gap it reports.
     """
     impl = get_backend(backend)
     oracle = get_backend("bruteforce")
@@ -121,6 +128,28 @@ def assert_backend_conforms(backend: str | Backend, *, seeds: range = range(6), 
         if impl.capabilities_for(problem).deterministic:
             again = solve_problem(problem, backend=impl, time_limit=time_limit, seed=seed)
             assert np.array_equal(again.features, sol.features), f"{impl.name}: not deterministic on seed {seed}"
+    for seed in list(seeds)[:2]:
+        problem = random_problem(seed, unique=seed % 2 == 0)
+        truth = solve_problem(problem, backend=oracle).objective
+        try:
+            sol = solve_problem(problem, backend=impl, time_limit=time_limit, seed=seed, gap_limit=CONFORMANCE_GAP)
+        except VerificationError as exc:
+            raise AssertionError(f"{impl.name}: its answer under a gap limit fails verification (seed {seed}): "
+                                 f"{exc}") from None
+        if sol.objective is None:
+            continue
+        if sol.bound is not None:
+            assert sol.bound >= truth - 1e-9, (
+                f"{impl.name}: under a gap limit, bound {sol.bound} below the optimum {truth} (seed {seed})")
+        if sol.status is Status.OPTIMAL:
+            assert math.isclose(sol.objective, truth, rel_tol=1e-9, abs_tol=1e-9), (
+                f"{impl.name}: under a gap limit, claims optimal at {sol.objective}, optimum is {truth} (seed {seed})")
+        if sol.termination is Termination.GAP_LIMIT:
+            assert sol.gap is not None and sol.gap <= CONFORMANCE_GAP + 1e-9, (
+                f"{impl.name}: stopped at the gap limit {CONFORMANCE_GAP} with gap {sol.gap} (seed {seed})")
+            assert sol.objective >= truth - CONFORMANCE_GAP * max(1.0, abs(sol.objective)) - 1e-9, (
+                f"{impl.name}: stopped at the gap limit {CONFORMANCE_GAP} at {sol.objective}, optimum {truth} "
+                f"(seed {seed})")
     # Two classes required to use the same two features: uniqueness makes that impossible,
     # which no up-front check sees.
     clash = Constraints(require_pairs=[(0, 0), (0, 1), (1, 0), (1, 1)])

@@ -3,6 +3,7 @@
 import importlib.metadata
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 import qpmopt
@@ -85,6 +86,23 @@ def test_lying_backends_never_reach_the_user(lie, match):
     with pytest.raises(VerificationError, match=match):
         qpmopt.solve_assignment(*inst.arrays(), inst.k, n_features=inst.n_features, backend=MiniBackend(),
                                 options={"lie": lie})
+
+
+def test_conformance_catches_a_false_claim_to_have_met_the_gap_limit():
+    class Hasty(MiniBackend):
+        """Stops 'at the gap limit' with a bound far above its answer."""
+
+        name = "hasty"
+
+        def solve(self, problem, config, options):
+            raw = super().solve(problem, config, options)
+            if config.gap_limit > 0 and raw.selection is not None:
+                raw.termination = Termination.GAP_LIMIT
+                raw.bound = float(np.abs(problem.A).sum() + np.abs(problem.R).sum() + np.abs(problem.B).sum())
+            return raw
+
+    with pytest.raises(AssertionError, match="stopped at the gap limit"):
+        assert_backend_conforms(Hasty(), seeds=range(2))
 
 
 def test_conformance_catches_a_false_optimality_claim():
