@@ -90,6 +90,35 @@ def test_a_solvers_optimal_under_a_gap_limit_is_not_called_optimal():
     assert exact.termination is Termination.OPTIMAL and exact.status is Status.OPTIMAL
 
 
+class MeasuresOtherwise(MipBackend):
+    """Calls its answer optimal with a bound 1.5 times its gap limit above it: a solver
+    whose gap measure differs from qpmopt's."""
+
+    name = "measures-otherwise"
+
+    def __init__(self):
+        self.asked = []
+
+    def solve_model(self, form, time_limit, warm, config, options):
+        self.asked.append(config.gap_limit)
+        arr = form.arrays()
+        value = float(arr["cost"] @ warm + arr["constant"])
+        return ModelResult(x=warm, bound=value + 1.5 * config.gap_limit * max(1.0, abs(value)), optimal=True)
+
+
+def test_a_gap_met_by_the_solvers_measure_alone_is_asked_again():
+    inst = generate("small", seed=2)
+    A, R, B = inst.arrays()
+    solver = MeasuresOtherwise()
+    # no Lagrangian bound to help: the solver's bound is the only one
+    with mock.patch("qpmopt.backends.mip.lagrangian_upper_bound", lambda *a, **k: np.inf):
+        sol = qpmopt.solve_assignment(A, R, B, inst.k, n_features=inst.n_features, backend=solver, gap_limit=0.04,
+                                      time_limit=20, options={"sdp_bound": False})
+    # 6% by qpmopt's measure after the first answer: asked again for 2%, which gives 3%
+    assert solver.asked == [0.04, 0.02]
+    assert sol.termination is Termination.GAP_LIMIT and sol.gap == pytest.approx(0.03, rel=1e-6)
+
+
 def test_auto_skips_the_semidefinite_bound_once_the_gap_limit_is_proven():
     pytest.importorskip("torch")  # the annealer's; imported here so that its import takes none of the limit
     inst = generate("small", seed=3)

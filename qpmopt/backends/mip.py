@@ -275,10 +275,11 @@ class MipBackend(Backend):
         problem = form.problem
         rounds = 0
         info: dict[str, Any] = {"variables": form.n_vars}
+        solver_config = config  # its gap_limit may be lowered below the caller's (see below)
         while True:
             rounds += 1
             warm = None if incumbent.selection is None else form.encode(incumbent.selection, incumbent.assignment)
-            answer = self.solve_model(form, config.remaining(), warm, config, options)
+            answer = self.solve_model(form, config.remaining(), warm, solver_config, options)
             info["last_model"] = answer.info or {}
             info["rounds"] = rounds
             if answer.bound is not None:
@@ -298,9 +299,19 @@ class MipBackend(Backend):
             if answer.interrupted:
                 return False, Termination.INTERRUPTED, bound, info
             if answer.optimal and not collides:
-                if config.gap_limit == 0 or proves_optimal(incumbent.value, bound):
+                if solver_config.gap_limit == 0 or proves_optimal(incumbent.value, bound):
                     return True, Termination.OPTIMAL, bound, info
-                return False, Termination.GAP_LIMIT, bound, info
+                if config.gap_reached(incumbent.value, bound):
+                    return False, Termination.GAP_LIMIT, bound, info
+                # The solver met the gap by its own measure, not by qpmopt's (CP-SAT, for
+                # one, leaves out the constant of fixed features): ask it again, from its
+                # answer, for half the gap, and after a few halvings for a proof.
+                tighter = solver_config.gap_limit / 2 if solver_config.gap_limit > config.gap_limit / 16 else 0.0
+                solver_config = dataclasses.replace(solver_config, gap_limit=tighter)
+                info["gap_limit_asked_of_solver"] = tighter
+                if config.remaining() is not None and config.remaining() <= 0:
+                    break
+                continue
             if collides:
                 form.cut_collisions(W)
             if not collides or (config.remaining() is not None and config.remaining() <= 0):
