@@ -304,8 +304,9 @@ class MipBackend(Backend):
                 if config.gap_reached(incumbent.value, bound):
                     return False, Termination.GAP_LIMIT, bound, info
                 # The solver met the gap by its own measure, not by qpmopt's (CP-SAT, for
-                # one, leaves out the constant of fixed features): ask it again, from its
-                # answer, for half the gap, and after a few halvings for a proof.
+                # one, is given the objective without the constant of fixed features): ask
+                # it again, from its answer, for half the gap, and after a few halvings for
+                # a proof.
                 tighter = solver_config.gap_limit / 2 if solver_config.gap_limit > config.gap_limit / 16 else 0.0
                 solver_config = dataclasses.replace(solver_config, gap_limit=tighter)
                 info["gap_limit_asked_of_solver"] = tighter
