@@ -58,8 +58,8 @@ def main() -> int:
         print(f"{name}: root semidefinite bound {sdp.value:.6f} in {sdp.seconds:.2f} s", flush=True)
 
     def show(r):
-        print(f"{r['instance']:>10} {r['backend']:>6}: {r.get('status')} ({r.get('termination')}) {r.get('objective')} bound {r.get('bound')} "
-              f"gap {r.get('gap')} in {r.get('wall_time')}", flush=True)
+        print(f"{r['instance']:>10} {r['backend']:>6}: {r.get('status')} ({r.get('termination')}) {r.get('objective')} "
+              f"bound {r.get('bound')} gap {r.get('gap')} in {r.get('wall_time')}", flush=True)
 
     data = run_benchmark(small, args.small_backends.split(","), time_limit=args.time_limit, gap_limit=args.gap_limit,
                          on_result=show)

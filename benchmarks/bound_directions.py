@@ -321,12 +321,15 @@ def redundancy_alone(time_limit: float, seed: int) -> dict:
     return out
 
 
+def _annealed_selection(p: qpmopt.Problem, seed: int) -> np.ndarray:
+    """The annealer's selection at 10 s, ``(n_f,)`` bool: the branching parts' start."""
+    return qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
+                                   time_limit=10, seed=seed).selection
+
+
 def best_first(seconds: float, tolerance: float, seed: int) -> dict:
     p = _problem("medium-1")
-    sol = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
-                                  time_limit=10, seed=seed)
-    sel = np.zeros(p.n_candidates, dtype=bool)
-    sel[list(sol.features)] = True
+    sel = _annealed_selection(p, seed)
     W, z = evaluate_selection(p, sel, exact=True)
     search = bb._Search(p, sel, W, z, time.perf_counter(), gap_limit=tolerance)
     drops = []
@@ -358,10 +361,7 @@ def best_first(seconds: float, tolerance: float, seed: int) -> dict:
 
 def long_branching(seconds: float, tolerance: float, seed: int, workers: int = 2) -> dict:
     p = _problem("medium-1")
-    sol = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
-                                  time_limit=10, seed=seed)
-    sel = np.zeros(p.n_candidates, dtype=bool)
-    sel[list(sol.features)] = True
+    sel = _annealed_selection(p, seed)
     trace = []
     t0 = time.perf_counter()
 

@@ -336,9 +336,14 @@ class _Search:
         exclude = np.zeros(n_f, dtype=bool) if rules is None else rules.forbid_select.copy()
         return _Node(include, exclude, _zero_multipliers(self.bounder.A, self.problem.k), np.inf)
 
+    def _threshold(self) -> float:
+        """The bound at or below which a node closes: the incumbent plus the tolerance
+        (``-inf`` before there is one)."""
+        return self.value + self.tolerance * max(1.0, abs(self.value)) if np.isfinite(self.value) else -np.inf
+
     def _closes(self, bound: float) -> bool:
         """Whether a node bounded by ``bound`` holds nothing better than the incumbent."""
-        return bool(np.isfinite(self.value)) and bound <= self.value + self.tolerance * max(1.0, abs(self.value))
+        return bool(np.isfinite(self.value)) and bound <= self._threshold()
 
     def run(self, stack: list[_Node], *, deadline: float | None, node_limit: int | None,
             should_stop: Callable[[], bool] | None, open_target: int | None = None) -> str:
@@ -382,8 +387,7 @@ class _Search:
             return []
         self.nodes += 1
         root = node.depth == 0
-        target = self.value + self.tolerance * max(1.0, abs(self.value)) if np.isfinite(self.value) else -np.inf
-        bound, s, y = self.bounder.bound(node, target, ROOT_ITERATIONS if root else NODE_ITERATIONS,
+        bound, s, y = self.bounder.bound(node, self._threshold(), ROOT_ITERATIONS if root else NODE_ITERATIONS,
                                          ROOT_TAUS if root else NODE_TAUS, deadline)
         bound = min(bound, node.parent_bound)
         if self._closes(bound):
@@ -524,11 +528,12 @@ def branch_and_bound(
         enumerated += extra[1]
     history += search.history
     bound = max([search.value, search.closed_bound, *open_bounds])
-    proven = stopped == "done" and (gap_limit <= OPTIMALITY_TOL or not np.isfinite(search.value)
-                                    or proves_optimal(search.value, bound))
+    closed = stopped == "done"
+    # a tree closed at a gap limit proves the incumbent optimal only where the bound meets it
+    proven = closed and (gap_limit <= OPTIMALITY_TOL or not np.isfinite(search.value)
+                         or proves_optimal(search.value, bound))
     if not np.isfinite(bound):  # stopped before the root was bounded
         bound = simple_upper_bound(problem)
-    closed = stopped == "done"
     return BranchAndBoundResult(search.selection, search.assignment, search.value, bound,
                                 proven and search.selection is not None, closed and search.selection is None,
                                 nodes, enumerated, stopped, history)

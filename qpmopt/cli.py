@@ -111,8 +111,8 @@ def solvers(pyomo_too: bool) -> None:
 @click.option("--verbose", is_flag=True)
 @_handle_errors
 def solve(problem_file: Path, k: int | None, n_features: int | None, backend: str, time_limit: float | None,
-          gap_limit: float, seed: int, threads: int | None, no_unique: bool, constraints_file: Path | None, output: Path | None, force: bool,
-          verbose: bool) -> None:
+          gap_limit: float, seed: int, threads: int | None, no_unique: bool, constraints_file: Path | None,
+          output: Path | None, force: bool, verbose: bool) -> None:
     """Solve the problem stored in PROBLEM_FILE (.npz or .pt with arrays A, R, B)."""
     import qpmopt
     from qpmopt.io import load_arrays, load_constraints, write_json
@@ -167,6 +167,8 @@ def generate(preset: str, seed: int, output: Path, force: bool) -> None:
 @click.option("-n", "--n-features", type=int, default=None)
 @click.option("--backends", default="localsearch,anneal,highs,cpsat", show_default=True)
 @click.option("--time-limit", type=float, default=60.0, show_default=True)
+# checked here, not by solve_assignment as in 'solve': the runs happen in child processes,
+# where a bad value would fail every run one by one
 @click.option("--gap-limit", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Let every run stop once its proven relative gap is at most this.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -65,7 +65,8 @@ def test_solve_reads_pt_files(runner, tmp_path):
 def test_solve_stops_at_the_gap_limit(runner, tmp_path):
     path = tmp_path / "small.npz"
     save_npz(str(path), generate("small", seed=0))
-    res = runner.invoke(main, ["solve", str(path), "--backend", "bnb", "--gap-limit", "0.5", "-o", str(tmp_path / "s.json")])
+    res = runner.invoke(main, ["solve", str(path), "--backend", "bnb", "--gap-limit", "0.5",
+                               "-o", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "s.json").read_text())
     # the root's bound is within 50% of the start: the tree closes at once, with no claim of optimality

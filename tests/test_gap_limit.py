@@ -40,7 +40,7 @@ def test_branch_and_bound_under_a_gap_limit_keeps_its_promise(seed, gap_limit, u
 
 
 @pytest.mark.parametrize("backend", ["highs", "cpsat", "pyomo"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])  # 3: where cpsat stops at the gap instead of proving the optimum
 def test_milp_backends_under_a_gap_limit_keep_its_promise(backend, seed):
     A, R, B = random_instance(np.random.default_rng(100 + seed), 6, 10, negative_r=seed == 1)
     sol = qpmopt.solve_assignment(A, R, B, 2, n_features=5, backend=backend, gap_limit=0.05, time_limit=30,
