@@ -159,12 +159,11 @@ SDP_MAX_SHARE = 0.8
 #: fifth from call to call, so a factor near 1 would still decide by chance.
 SDP_OVERRUN = 2.0
 
-#: The most time the bound is given, in units of its predicted schedule: the schedule and
-#: the finer levels that follow it while time remains took 1.6 times the prediction on
-#: medium-1 (benchmarks/results/sdp_gate.json: 19.2 to 20.5 s against 12.5 s), and little
-#: more comes after (eight more levels lowered that bound by 0.01%).  Granting half of a
-#: 60 s limit regardless kept HiGHS from proving the medium preset's seeds 1 and 2 inside
-#: auto, which it does alone in 24 to 28 s.
+#: The most time the bound is given, in units of its predicted schedule.  Under a deadline
+#: the bound's levels share whatever time it gets, and past about twice the prediction the
+#: gain is small (medium-1, ad hoc: 55.39 at 10 s, 54.96 at 25 s, 54.94 at 50 s, against
+#: a prediction of about 12 s).  Granting half of a 60 s limit regardless kept HiGHS from
+#: proving the medium preset's seeds 1 and 2 inside auto, which it does alone in 24 to 28 s.
 SDP_NEED_FACTOR = 2.0
 
 
