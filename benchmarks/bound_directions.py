@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import reference
 from scipy.optimize import Bounds, minimize
+from scipy.special import expit
 
 import qpmopt
 import qpmopt.branch_bound as bb
@@ -304,6 +305,110 @@ def upper_pair_cuts(name: str, rounds: int, per_round: int) -> dict:
     return _cut_rounds(p, lambda dual: _CutDual(dual, [(0, 1, -1.0)], [(0, 1.0)], 0.0), separate, rounds, per_round)
 
 
+class _CoselectionDual:
+    """The dual of :mod:`qpmopt.sdp_bound` with co-selection cuts: for a class ``c`` and a
+    feature ``g``, ``k s_g <= sum_f min(X_fg, W_cf)`` (a selected feature is selected
+    together with each of the class's ``k`` features; valid at every binary point).  The
+    minimum is written with products ``P_fg = W_cf s_g``, ``P <= X``, ``P <= W``; their
+    multipliers are ``theta * lam`` and ``(1 - theta) * lam``, so that a set of
+    ``theta`` in ``[0, 1]^(n_c, n_f, n_f)`` and ``lam >= 0`` ``(n_c, n_f)`` is one
+    linearisation: ``sum_f [theta X_fg + (1 - theta) W_cf] >= k s_g``.  Its terms go into
+    the dual's ``X`` coefficients, the classes' values and the linear term of ``s``, whose
+    code stays as it is.  Every round adds one set, ``theta = [X_fg < W_cf]`` at the last
+    smoothed maximiser (where the minimum takes ``X``), with new multipliers.
+    """
+
+    def __init__(self, dual: _Dual) -> None:
+        self.dual, self.n_base = dual, dual.layout.size
+        self.A0, self.half_R0, self.B0 = dual.A.copy(), dual.half_R.copy(), dual.B.copy()
+        self.sets: list[np.ndarray] = []
+
+    def _install(self, y: np.ndarray) -> np.ndarray:
+        """Write the sets' terms into the dual's arrays; the multipliers ``(m, n_c, n_f)``."""
+        d, (n_c, n_f) = self.dual, self.A0.shape
+        lam = y[self.n_base:].reshape(len(self.sets), n_c, n_f)
+        K, extra, total = np.zeros((n_f, n_f)), np.zeros((n_c, n_f)), np.zeros(n_f)
+        for theta, lm in zip(self.sets, lam):
+            K += np.einsum("cfg,cg->fg", theta, lm)
+            extra += lm.sum(axis=1)[:, None] - np.einsum("cfg,cg->cf", theta, lm)
+            total += lm.sum(axis=0)
+        d.A = self.A0 + extra
+        d.half_R = self.half_R0 + 0.5 * (K + K.T)
+        d.B = self.B0 - d.k * total
+        return lam
+
+    def smooth(self, y: np.ndarray, tau: float):
+        self._install(y)
+        d = self.dual
+        value, grad, certified = d.smooth(y[: self.n_base], tau)
+        p = d.layout.split(y[: self.n_base])
+        C, _ = d.matrix(p)
+        lam_c, U = np.linalg.eigh(C)
+        w = np.exp((lam_c - lam_c[-1]) / tau)
+        M = d.trace * (U * (w / w.sum())) @ U.T
+        s, X = M[0, 1:], M[1:, 1:]
+        W = expit((d.A - p["mu"] - p["t"][:, None]) / tau)
+        self.last = (s, X, W)
+        grads = [grad]
+        for theta in self.sets:
+            grads.append((W.sum(axis=1)[:, None] + np.einsum("cfg,fg->cg", theta, X)
+                          - np.einsum("cfg,cf->cg", theta, W) - d.k * s[None, :]).ravel())
+        return value, np.concatenate(grads), certified
+
+    def violation(self) -> float:
+        """The cuts' total violation at the last smoothed maximiser."""
+        s, X, W = self.last
+        lhs = np.minimum(X[None, :, :], W[:, :, None]).sum(axis=1)
+        return float(np.maximum(self.dual.k * s[None, :] - lhs, 0.0).sum())
+
+
+def coselection_cuts(name: str, rounds: int) -> dict:
+    """The co-selection cuts (:class:`_CoselectionDual`) in ``rounds`` rounds, each
+    followed by two smoothing levels, against the plain bound given the same extra
+    iterations (as the other cut families here)."""
+    p = _problem(name)
+    dual, scale = _scaled_dual(p)
+    cuts = _CoselectionDual(dual)
+    best = [np.inf]
+
+    def fun(v, tau):
+        value, grad, certified = cuts.smooth(v, tau)
+        best[0] = min(best[0], certified)
+        return value, grad
+
+    def run(y, taus):
+        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(y.size - cuts.n_base)])
+        for tau in taus:
+            y = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=Bounds(lb, np.full(lb.size, np.inf)),
+                         options={"maxiter": 150, "maxcor": 5}).x
+        return y
+
+    out = {"rounds": []}
+    t0 = time.perf_counter()
+    with single_threaded_blas():
+        y = np.zeros(dual.layout.size)
+        y[dual.layout.slices["t"]] = np.sort(dual.A, axis=1)[:, -p.k]
+        y = run(y, DEFAULT_SCHEDULE)
+        out["root"] = {"bound": scale * best[0], "seconds": time.perf_counter() - t0}
+        y_plain, best_root = y.copy(), best[0]
+        for _ in range(rounds):
+            s, X, W = cuts.last
+            before = cuts.violation()
+            cuts.sets.append((X[None, :, :] < W[:, :, None]).astype(np.float64))
+            y = run(np.concatenate([y, np.zeros(W.size)]), (0.003, 0.001))
+            out["rounds"].append({"sets": len(cuts.sets), "violation_before": before, "bound": scale * best[0],
+                                  "seconds": time.perf_counter() - t0})
+            print(name, out["rounds"][-1], flush=True)
+        cuts.sets.clear()
+        best[0] = best_root
+        y = y_plain
+        for _ in range(rounds):
+            y = run(y, (0.003, 0.001))
+        out["plain_same_iterations"] = scale * best[0]
+    print(name, "plain with the same iterations", out["plain_same_iterations"], flush=True)
+    return out
+
+
 def redundancy_alone(time_limit: float, seed: int) -> dict:
     """medium-1 with ``A = 0`` (uniqueness off: no class has a value to tell rows apart):
     how much of the semidefinite bound's gap the selection's own terms leave, without the
@@ -425,8 +530,8 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     return out
 
 
-PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "redundancy_alone",
-         "best_first", "long_branching", "cub_star")
+PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "coselection_cuts",
+         "redundancy_alone", "best_first", "long_branching", "cub_star")
 
 
 def main() -> int:
@@ -435,6 +540,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_directions.json")
     ap.add_argument("--branch-seconds", type=float, default=540.0, help="long_branching's time")
+    ap.add_argument("--rounds", type=int, default=8, help="coselection_cuts' rounds")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                     help="which parts to run (each is written under its name)")
     args = ap.parse_args()
@@ -450,6 +556,8 @@ def main() -> int:
             data[part] = {name: class_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
         elif part == "upper_pair_cuts":
             data[part] = {name: upper_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
+        elif part == "coselection_cuts":
+            data[part] = {name: coselection_cuts(name, rounds=args.rounds) for name in ("small-1", "medium-1")}
         elif part == "redundancy_alone":
             data[part] = redundancy_alone(args.time_limit, args.seed)
         elif part == "best_first":
