@@ -22,6 +22,11 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   McCormick bounds ``X_ij <= s_i`` (every ordered pair), which positive semidefiniteness
   does not imply where ``s_i < s_j`` (``python benchmarks/bound_directions.py --parts
   upper_pair_cuts long_branching --out results/bound_directions-long.json``).
+- ``coselection_cuts``: the same on small-1 and medium-1 with co-selection cuts
+  ``k s_g <= sum_f min(X_fg, W_cf)`` for every class ``c`` and feature ``g`` (a selected
+  feature is selected together with each of the class's features), linearised anew in
+  each of ``--rounds`` rounds (``python benchmarks/bound_directions.py --parts
+  coselection_cuts --out results/bound_directions-coselection.json``).
 - ``redundancy_alone``: medium-1 with ``A = 0``: ``auto``'s answer against the
   semidefinite bound, the gap the selection's own terms leave without the classes.
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
