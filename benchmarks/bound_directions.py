@@ -164,6 +164,28 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
     cuts that ``separate(cut_dual, s, X)`` returns (candidate rows and their violations),
     each round followed by two smoothing levels, against the plain bound given the same
     extra iterations."""
+
+    def add_round(cuts: _CutDual) -> tuple[int, dict]:
+        M = cuts.last_M
+        rows, violation = separate(cuts, M[0, 1:], M[1:, 1:].copy())
+        order = np.argsort(-violation)[:per_round]
+        order = order[violation[order] > 1e-4]
+        seen = {tuple(t) for t in cuts.cuts.tolist()}
+        new = [t for t in rows[order].tolist() if tuple(t) not in seen]
+        cuts.cuts = np.concatenate([cuts.cuts, np.array(new, dtype=np.int64).reshape(-1, cuts.cuts.shape[1])])
+        return len(new), {"cuts": len(cuts.cuts), "largest_violation": float(violation.max()) if violation.size else 0.0}
+
+    def clear(cuts: _CutDual) -> None:
+        cuts.cuts = cuts.cuts[:0]
+
+    return _rounds(p, make_cuts, add_round, clear, rounds)
+
+
+def _rounds(p: qpmopt.Problem, make_cuts, add_round, clear, rounds: int) -> dict:
+    """What the cut families here share: the plain bound's default schedule, then
+    ``rounds`` times ``add_round(cuts)`` (which adds cuts and returns how many multipliers
+    they add and what to record) followed by two smoothing levels; then, from the plain
+    bound again (``clear(cuts)`` drops the cuts), the same extra iterations without cuts."""
     dual, scale = _scaled_dual(p)
     cuts = make_cuts(dual)
     best = [np.inf]
@@ -174,7 +196,7 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
         return value, grad
 
     def run(y, taus):
-        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(len(cuts.cuts))])
+        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(y.size - cuts.n_base)])
         for tau in taus:
             y = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=Bounds(lb, np.full(lb.size, np.inf)),
                          options={"maxiter": 150, "maxcor": 5}).x
@@ -189,20 +211,11 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
         out["root"] = {"bound": scale * best[0], "seconds": time.perf_counter() - t0}
         y_plain, best_root = y.copy(), best[0]
         for _ in range(rounds):
-            M = cuts.last_M
-            rows, violation = separate(cuts, M[0, 1:], M[1:, 1:].copy())
-            order = np.argsort(-violation)[:per_round]
-            order = order[violation[order] > 1e-4]
-            seen = {tuple(t) for t in cuts.cuts.tolist()}
-            new = [t for t in rows[order].tolist() if tuple(t) not in seen]
-            cuts.cuts = np.concatenate([cuts.cuts, np.array(new, dtype=np.int64).reshape(-1, cuts.cuts.shape[1])])
-            y = run(np.concatenate([y, np.zeros(len(new))]), (0.003, 0.001))
-            out["rounds"].append({"cuts": len(cuts.cuts),
-                                  "largest_violation": float(violation.max()) if violation.size else 0.0,
-                                  "bound": scale * best[0], "seconds": time.perf_counter() - t0})
+            added, info = add_round(cuts)
+            y = run(np.concatenate([y, np.zeros(added)]), (0.003, 0.001))
+            out["rounds"].append({**info, "bound": scale * best[0], "seconds": time.perf_counter() - t0})
             print(out["rounds"][-1], flush=True)
-        # the same extra iterations without cuts
-        cuts.cuts = cuts.cuts[:0]
+        clear(cuts)
         best[0] = best_root
         y = y_plain
         for _ in range(rounds):
@@ -371,47 +384,14 @@ def coselection_cuts(name: str, rounds: int) -> dict:
     """The co-selection cuts (:class:`_CoselectionDual`) in ``rounds`` rounds, each
     followed by two smoothing levels, against the plain bound given the same extra
     iterations (as the other cut families here)."""
-    p = _problem(name)
-    dual, scale = _scaled_dual(p)
-    cuts = _CoselectionDual(dual)
-    best = [np.inf]
 
-    def fun(v, tau):
-        value, grad, certified = cuts.smooth(v, tau)
-        best[0] = min(best[0], certified)
-        return value, grad
+    def add_round(cuts: _CoselectionDual) -> tuple[int, dict]:
+        _, X, W = cuts.last
+        before = cuts.violation()
+        cuts.sets.append((X[None, :, :] < W[:, :, None]).astype(np.float64))
+        return W.size, {"sets": len(cuts.sets), "violation_before": before}
 
-    def run(y, taus):
-        lb = np.concatenate([dual.layout.bounds().lb, np.zeros(y.size - cuts.n_base)])
-        for tau in taus:
-            y = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=Bounds(lb, np.full(lb.size, np.inf)),
-                         options={"maxiter": 150, "maxcor": 5}).x
-        return y
-
-    out = {"rounds": []}
-    t0 = time.perf_counter()
-    with single_threaded_blas():
-        y = np.zeros(dual.layout.size)
-        y[dual.layout.slices["t"]] = np.sort(dual.A, axis=1)[:, -p.k]
-        y = run(y, DEFAULT_SCHEDULE)
-        out["root"] = {"bound": scale * best[0], "seconds": time.perf_counter() - t0}
-        y_plain, best_root = y.copy(), best[0]
-        for _ in range(rounds):
-            s, X, W = cuts.last
-            before = cuts.violation()
-            cuts.sets.append((X[None, :, :] < W[:, :, None]).astype(np.float64))
-            y = run(np.concatenate([y, np.zeros(W.size)]), (0.003, 0.001))
-            out["rounds"].append({"sets": len(cuts.sets), "violation_before": before, "bound": scale * best[0],
-                                  "seconds": time.perf_counter() - t0})
-            print(name, out["rounds"][-1], flush=True)
-        cuts.sets.clear()
-        best[0] = best_root
-        y = y_plain
-        for _ in range(rounds):
-            y = run(y, (0.003, 0.001))
-        out["plain_same_iterations"] = scale * best[0]
-    print(name, "plain with the same iterations", out["plain_same_iterations"], flush=True)
-    return out
+    return _rounds(_problem(name), _CoselectionDual, add_round, lambda cuts: cuts.sets.clear(), rounds)
 
 
 def redundancy_alone(time_limit: float, seed: int) -> dict:
