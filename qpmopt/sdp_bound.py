@@ -103,8 +103,8 @@ _DEADLINE_MAX_ITERATIONS = 100_000
 
 #: With a deadline, smoothing levels above this one still run ``iterations_per_stage``
 #: iterations (bounded by their share of the time): they are smooth and get there in those,
-#: and on medium-1 giving them a full share cost the finer levels time (10 s deadline:
-#: 55.24 to 55.39 with equal shares, 55.14 this way).
+#: and on medium-1 giving them a full share cost the finer levels time (10 s deadline, ad
+#: hoc, on a busy machine: 55.24 to 55.39 with equal shares, 55.14 this way).
 _TIMED_BELOW = 0.005
 
 
@@ -160,9 +160,9 @@ SDP_MAX_SHARE = 0.8
 SDP_OVERRUN = 2.0
 
 #: The most time the bound is given, in units of its predicted schedule.  Under a deadline
-#: the bound's levels share whatever time it gets, and past about twice the prediction the
-#: gain is small (medium-1, ad hoc: 55.39 at 10 s, 54.96 at 25 s, 54.94 at 50 s, against
-#: a prediction of about 12 s).  Granting half of a 60 s limit regardless kept HiGHS from
+#: the bound's levels share whatever time it gets, and past a few times the prediction the
+#: gain is small (medium-1, benchmarks/results/sdp_deadline.json: 55.22 at 10 s, 54.95 at
+#: 25 s, 54.94 at 50 s, against a prediction of about 6 s in sdp_gate.json).  Granting half of a 60 s limit regardless kept HiGHS from
 #: proving the medium preset's seeds 1 and 2 inside auto, which it does alone in 24 to 28 s.
 SDP_NEED_FACTOR = 2.0
 
@@ -572,8 +572,9 @@ def _sdp_upper_bound(
         # With a deadline, finer smoothing levels follow the schedule, and the stages share
         # the time instead of a count of iterations: at a fixed count the schedule ended
         # early and left the time unused, while more iterations per level still lowered
-        # the bound (medium-1: 150 per level, 55.22 after 13 s of a 30 s deadline; 400, 54.99
-        # in 25 s).  A stage that converges early leaves its time to the next ones.
+        # the bound (medium-1, benchmarks/results/sdp_deadline.json: 55.22 when the fixed
+        # levels end after 10 s, 54.95 given 25 s).  A stage that converges early leaves
+        # its time to the next ones.
         stages += [stages[-1] * 0.3**i for i in range(1, 4)]
         iterations = _DEADLINE_MAX_ITERATIONS
     try:
