@@ -196,6 +196,21 @@ def test_auto_adds_the_sdp_bound_on_the_annealer_path():
     assert again.bound == sol.bound  # no time limit: a fixed schedule, deterministic
 
 
+def test_a_bound_cut_short_by_the_deadline_ends_the_solve_on_the_time_limit():
+    # On auto's path the annealer may have said "converged" (on medium-1 it did); when the
+    # deadline then stops the bound short of a proof, the time limit is why the solve ended.
+    from qpmopt.backends.mip import tighten_with_sdp
+
+    A, R, B = clash_instance(2)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    sol = qpmopt.solve_assignment(A, R, B, 2, n_features=4, backend="bruteforce")
+    config = qpmopt.SolverConfig(time_limit=1.0, start_time=time.perf_counter() - 2.0)  # its deadline has passed
+    raw = qpmopt.BackendResult(sol.selection, sol.assignment, qpmopt.Termination.CONVERGED)
+    tighten_with_sdp(p, config, sol.objective, raw)
+    assert raw.info["sdp_bound"]["stopped"] == "deadline" and raw.bound > sol.objective + 1e-6
+    assert raw.termination is qpmopt.Termination.TIME_LIMIT
+
+
 def _stop_after(n: int, exc: type[BaseException] | None = None):
     calls = [0]
 

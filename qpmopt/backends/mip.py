@@ -152,7 +152,8 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
     :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
     proves ``incumbent``, within the config's ``gap_limit`` where one is set), keep the
     smaller bound, and record it in ``raw.info``; ``raw.termination`` becomes
-    ``gap_limit`` where the bound proves that gap.
+    ``gap_limit`` where the bound proves that gap, and ``time_limit`` where the deadline
+    stopped the bound short of a proof.
 
     Above :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (only where the caller
     forces the bound with ``sdp_bound=True``) it starts from the Lagrangian multipliers:
@@ -169,6 +170,10 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
         raw.termination = Termination.INTERRUPTED
     elif config.gap_reached(incumbent, raw.bound) and not proves_optimal(incumbent, raw.bound):
         raw.termination = Termination.GAP_LIMIT
+    elif sdp.stopped == "deadline" and not proves_optimal(incumbent, raw.bound):
+        # the time limit cut the proof short, whatever stopped the search before it (on
+        # auto's path the annealer often says "converged")
+        raw.termination = Termination.TIME_LIMIT
     raw.info["sdp_bound"] = {key: value for key, value in dataclasses.asdict(sdp).items() if key != "multipliers"}
 
 
