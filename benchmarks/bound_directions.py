@@ -27,6 +27,11 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   feature is selected together with each of the class's features), linearised anew in
   each of ``--rounds`` rounds (``python benchmarks/bound_directions.py --parts
   coselection_cuts --out results/bound_directions-coselection.json``).
+- ``relaxation_value`` (only when named; needs cvxpy, which qpmopt does not depend on):
+  the semidefinite relaxation's own value from a general SDP solver on small-1 (also with
+  every co-selection cut) and medium-1, next to ``sdp_upper_bound`` given 50 s
+  (``python benchmarks/bound_directions.py --parts relaxation_value --out
+  results/bound_directions-relaxation.json``).
 - ``redundancy_alone``: medium-1 with ``A = 0``: ``auto``'s answer against the
   semidefinite bound, the gap the selection's own terms leave without the classes.
 - ``best_first``: the branch and bound on medium-1 in one process, open nodes largest
@@ -394,6 +399,56 @@ def coselection_cuts(name: str, rounds: int) -> dict:
     return _rounds(_problem(name), _CoselectionDual, add_round, lambda cuts: cuts.sets.clear(), rounds)
 
 
+def _relaxation(p: qpmopt.Problem, coselection: bool):
+    """The relaxation of :mod:`qpmopt.sdp_bound` (with the co-selection cuts of
+    :class:`_CoselectionDual`, all of them, when asked) as a cvxpy problem."""
+    import cvxpy as cp
+
+    n_c, n_f = p.A.shape
+    M = cp.Variable((n_f + 1, n_f + 1), PSD=True)
+    s, X = M[0, 1:], M[1:, 1:]
+    W = cp.Variable((n_c, n_f), nonneg=True)
+    cons = [M[0, 0] == 1, cp.diag(X) == s, X @ np.ones(n_f) == p.n_features * s, X >= 0,
+            cp.sum(W, axis=1) == p.k, W <= np.ones((n_c, 1)) @ cp.reshape(s, (1, n_f), order="C")]
+    if coselection:
+        for c in range(n_c):
+            P = cp.Variable((n_f, n_f), nonneg=True)  # P[f, g] = W_cf s_g
+            cons += [P <= X, P <= cp.reshape(W[c, :], (n_f, 1), order="C") @ np.ones((1, n_f)),
+                     cp.sum(P, axis=0) >= p.k * s]
+    objective = cp.sum(cp.multiply(p.A, W)) - cp.sum(cp.multiply(np.triu(p.R, 1), X)) + p.B @ s
+    return cp.Problem(cp.Maximize(objective), cons)
+
+
+def relaxation_value(deadline_seconds: float) -> dict:
+    """The relaxation's own value from a general SDP solver (cvxpy: Clarabel, an interior
+    point method, on small-1; SCS, a first-order one, on medium-1, where Clarabel ran out of
+    memory), next to ``sdp_upper_bound`` given ``deadline_seconds``; on small-1 also with
+    every co-selection cut.  Needs cvxpy (``pip install cvxpy``), which qpmopt does not."""
+    try:
+        import cvxpy  # noqa: F401
+    except ImportError:
+        raise SystemExit("part relaxation_value needs cvxpy: pip install cvxpy") from None
+    out = {}
+    for name, solver, kwargs in (("small-1", "CLARABEL", {}),
+                                 ("medium-1", "SCS", {"max_iters": 20000, "eps_abs": 1e-5, "eps_rel": 1e-5})):
+        p = _problem(name)
+        row = {}
+        for label, cuts in (("plain", False), ("coselection", True)):
+            if cuts and name != "small-1":
+                continue
+            prob = _relaxation(p, cuts)
+            t0 = time.perf_counter()
+            prob.solve(solver=solver, **kwargs)
+            row[label] = {"solver": solver, "status": prob.status, "value": float(prob.value),
+                          "seconds": time.perf_counter() - t0}
+        res = sdp_upper_bound(p, deadline=time.perf_counter() + deadline_seconds)
+        row["sdp_upper_bound"] = {"deadline_seconds": deadline_seconds, "value": res.value, "seconds": res.seconds,
+                                  "stopped": res.stopped}
+        out[name] = row
+        print(name, row, flush=True)
+    return out
+
+
 def redundancy_alone(time_limit: float, seed: int) -> dict:
     """medium-1 with ``A = 0`` (uniqueness off: no class has a value to tell rows apart):
     how much of the semidefinite bound's gap the selection's own terms leave, without the
@@ -517,6 +572,8 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
 
 PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "coselection_cuts",
          "redundancy_alone", "best_first", "long_branching", "cub_star")
+#: Parts that need a package qpmopt does not depend on: run only when named.
+OPTIONAL_PARTS = ("relaxation_value",)
 
 
 def main() -> int:
@@ -526,7 +583,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_directions.json")
     ap.add_argument("--branch-seconds", type=float, default=540.0, help="long_branching's time")
     ap.add_argument("--rounds", type=int, default=8, help="coselection_cuts' rounds")
-    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+    ap.add_argument("--parts", nargs="+", choices=PARTS + OPTIONAL_PARTS, default=list(PARTS),
                     help="which parts to run (each is written under its name)")
     args = ap.parse_args()
     data = {**provenance(), "seed": args.seed, "time_limit": args.time_limit}
@@ -543,6 +600,8 @@ def main() -> int:
             data[part] = {name: upper_pair_cuts(name, rounds=4, per_round=3000) for name in ("small-1", "medium-1")}
         elif part == "coselection_cuts":
             data[part] = {name: coselection_cuts(name, rounds=args.rounds) for name in ("small-1", "medium-1")}
+        elif part == "relaxation_value":
+            data[part] = relaxation_value(50.0)
         elif part == "redundancy_alone":
             data[part] = redundancy_alone(args.time_limit, args.seed)
         elif part == "best_first":
