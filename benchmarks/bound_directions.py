@@ -140,15 +140,17 @@ class _CutDual:
         smoothed maximiser in ``last_M`` for the gradient and the next separation."""
         self.nu = y[self.n_base:]
         value, grad, certified = self.dual.smooth(y[: self.n_base], tau)
-        self.last_M = M = self._primal(y[: self.n_base], tau)
+        self.last_M = M = _smoothed_primal(self.dual, y[: self.n_base], tau)
         return value, np.concatenate([grad, self.residual(M[0, 1:], M[1:, 1:])]), certified
 
-    def _primal(self, y: np.ndarray, tau: float) -> np.ndarray:
-        """The smoothed maximiser ``M`` at ``y`` (recomputed: _Dual keeps only s)."""
-        C, _ = self.dual.matrix(self.dual.layout.split(y))
-        lam, U = np.linalg.eigh(C)
-        w = np.exp((lam - lam[-1]) / tau)
-        return self.dual.trace * (U * (w / w.sum())) @ U.T
+
+def _smoothed_primal(dual: _Dual, y: np.ndarray, tau: float) -> np.ndarray:
+    """The smoothed maximiser ``M`` at the dual's multipliers ``y`` (recomputed: _Dual
+    keeps only its ``s``)."""
+    C, _ = dual.matrix(dual.layout.split(y))
+    lam, U = np.linalg.eigh(C)
+    w = np.exp((lam - lam[-1]) / tau)
+    return dual.trace * (U * (w / w.sum())) @ U.T
 
 
 def _triangle_dual(dual: _Dual) -> _CutDual:
@@ -178,7 +180,8 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
         seen = {tuple(t) for t in cuts.cuts.tolist()}
         new = [t for t in rows[order].tolist() if tuple(t) not in seen]
         cuts.cuts = np.concatenate([cuts.cuts, np.array(new, dtype=np.int64).reshape(-1, cuts.cuts.shape[1])])
-        return len(new), {"cuts": len(cuts.cuts), "largest_violation": float(violation.max()) if violation.size else 0.0}
+        largest = float(violation.max()) if violation.size else 0.0
+        return len(new), {"cuts": len(cuts.cuts), "largest_violation": largest}
 
     def clear(cuts: _CutDual) -> None:
         cuts.cuts = cuts.cuts[:0]
@@ -365,10 +368,7 @@ class _CoselectionDual:
         d = self.dual
         value, grad, certified = d.smooth(y[: self.n_base], tau)
         p = d.layout.split(y[: self.n_base])
-        C, _ = d.matrix(p)
-        lam_c, U = np.linalg.eigh(C)
-        w = np.exp((lam_c - lam_c[-1]) / tau)
-        M = d.trace * (U * (w / w.sum())) @ U.T
+        M = _smoothed_primal(d, y[: self.n_base], tau)
         s, X = M[0, 1:], M[1:, 1:]
         W = expit((d.A - p["mu"] - p["t"][:, None]) / tau)
         self.last = (s, X, W)

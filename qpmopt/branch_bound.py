@@ -49,7 +49,7 @@ from qpmopt.bounds import simple_upper_bound
 from qpmopt.problem import Problem
 from qpmopt.sdp_bound import _Dual, _scale, _stars, _Stop
 from qpmopt.search import evaluate_selection, relaxed_value
-from qpmopt.solution import OPTIMALITY_TOL, proves_optimal
+from qpmopt.solution import OPTIMALITY_TOL, bound_within_gap, proves_optimal
 from qpmopt.threads import single_threaded_blas
 
 __all__ = ["ENUMERATE_MAX", "BranchAndBoundResult", "branch_and_bound"]
@@ -339,7 +339,7 @@ class _Search:
     def _threshold(self) -> float:
         """The bound at or below which a node closes: the incumbent plus the tolerance
         (``-inf`` before there is one)."""
-        return self.value + self.tolerance * max(1.0, abs(self.value)) if np.isfinite(self.value) else -np.inf
+        return bound_within_gap(self.value, self.tolerance) if np.isfinite(self.value) else -np.inf
 
     def _closes(self, bound: float) -> bool:
         """Whether a node bounded by ``bound`` holds nothing better than the incumbent."""

@@ -162,8 +162,9 @@ SDP_OVERRUN = 2.0
 #: The most time the bound is given, in units of its predicted schedule.  Under a deadline
 #: the bound's levels share whatever time it gets, and past a few times the prediction the
 #: gain is small (medium-1, benchmarks/results/sdp_deadline.json: 55.22 at 10 s, 54.95 at
-#: 25 s, 54.94 at 50 s, against a prediction of about 6 s in sdp_gate.json).  Granting half of a 60 s limit regardless kept HiGHS from
-#: proving the medium preset's seeds 1 and 2 inside auto, which it does alone in 24 to 28 s.
+#: 25 s, 54.94 at 50 s, against a prediction of about 6 s in sdp_gate.json).  Granting
+#: half of a 60 s limit regardless kept HiGHS from proving the medium preset's seeds 1 and
+#: 2 inside auto, which it does alone in 24 to 28 s.
 SDP_NEED_FACTOR = 2.0
 
 
@@ -554,7 +555,7 @@ def _sdp_upper_bound(
             raise _Stop("interrupted")
         value, grad, certified = dual.smooth(v, tau)
         evaluations[0] += 1
-        if value < stage_best[0]:
+        if deadline is not None and value < stage_best[0]:  # only a timed stage needs it
             stage_best[0], stage_best[1] = value, v.copy()
         if certified < best[0]:
             best[0] = certified
@@ -567,7 +568,6 @@ def _sdp_upper_bound(
     stopped = "schedule"
     bounds = layout.bounds()
     stages = list(schedule)
-    iterations = iterations_per_stage
     if deadline is not None and stages:
         # With a deadline, finer smoothing levels follow the schedule, and the stages share
         # the time instead of a count of iterations: at a fixed count the schedule ended
@@ -576,15 +576,16 @@ def _sdp_upper_bound(
         # levels end after 10 s, 54.95 given 25 s).  A stage that converges early leaves
         # its time to the next ones.
         stages += [stages[-1] * 0.3**i for i in range(1, 4)]
-        iterations = _DEADLINE_MAX_ITERATIONS
     try:
         for i, tau in enumerate(stages):
+            timed = deadline is not None and tau < _TIMED_BELOW
             if deadline is not None:
-                stage_end[0] = time.perf_counter() + (deadline - time.perf_counter()) / (len(stages) - i)
+                now = time.perf_counter()
+                stage_end[0] = now + (deadline - now) / (len(stages) - i)
             stage_best[0] = np.inf
             try:
                 res = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": iterations if tau < _TIMED_BELOW else iterations_per_stage,
+                               options={"maxiter": _DEADLINE_MAX_ITERATIONS if timed else iterations_per_stage,
                                         "maxcor": 5})
                 y = res.x
             except _Stop as stop:
@@ -600,8 +601,6 @@ def _sdp_upper_bound(
         # Like the backends: Ctrl-C ends the work, not the caller's program; what was
         # certified so far is still a bound.
         stopped = "interrupted"
-    if stopped == "schedule" and deadline is not None and time.perf_counter() >= deadline:
-        stopped = "deadline"  # the last stage ran to the end of the time
     if not np.isfinite(best[0]):
         # Not even one evaluation fitted before the deadline: y = 0 still gives a bound.
         value, err = dual.exact(y)

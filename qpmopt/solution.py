@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPTIMALITY_TOL", "Status", "Termination", "BackendResult", "Solution", "proves_optimal", "relative_gap"]
+__all__ = ["OPTIMALITY_TOL", "Status", "Termination", "BackendResult", "Solution", "bound_within_gap", "proves_optimal",
+           "relative_gap"]
 
 #: relative tolerance under which a bound is taken to prove the objective optimal
 OPTIMALITY_TOL = 1e-9
@@ -51,6 +52,12 @@ class Termination(str, Enum):
 def proves_optimal(objective: float, bound: float | None) -> bool:
     """Whether ``bound`` meets ``objective`` within :data:`OPTIMALITY_TOL` (relative)."""
     return bound is not None and bound - objective <= OPTIMALITY_TOL * max(1.0, abs(objective))
+
+
+def bound_within_gap(objective: float, gap: float) -> float:
+    """The largest bound that proves ``objective`` within ``gap`` (relative, the measure
+    of :func:`relative_gap`): ``objective + gap * max(1, |objective|)``."""
+    return objective + gap * max(1.0, abs(objective))
 
 
 def relative_gap(objective: float, bound: float) -> float:

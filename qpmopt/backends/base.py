@@ -25,7 +25,7 @@ import pydantic
 
 from qpmopt.problem import Problem
 from qpmopt.progress import Progress
-from qpmopt.solution import BackendResult, relative_gap
+from qpmopt.solution import BackendResult, bound_within_gap, relative_gap
 
 __all__ = [
     "Availability",
@@ -127,7 +127,7 @@ class SolverConfig:
     def stop_target(self, objective: float) -> float:
         """The bound at which a search for ``objective``'s proof may stop: the objective
         itself with a zero :attr:`gap_limit`, else the objective plus the gap it allows."""
-        return objective + self.gap_limit * max(1.0, abs(objective))
+        return bound_within_gap(objective, self.gap_limit)
 
     def stop_requested(self) -> bool:
         return self.should_stop is not None and bool(self.should_stop())
