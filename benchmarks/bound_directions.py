@@ -27,6 +27,13 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   feature is selected together with each of the class's features), linearised anew in
   each of ``--rounds`` rounds (``python benchmarks/bound_directions.py --parts
   coselection_cuts --out results/bound_directions-coselection.json``).
+- ``coselection_sets``: the same cuts linearised once per class and set of its features
+  (a set ``S``: ``sum_{f in S} X_fg + sum_{f not in S} W_cf >= k s_g`` for every ``g``),
+  three new sets per class in each of ``--rounds`` rounds, from a plain bound with a finer
+  last level and more iterations (``python benchmarks/bound_directions.py --parts
+  coselection_sets --out results/bound_directions-sets.json``; with five times the
+  iterations per level in four rounds: ``--rounds 4 --set-iterations 4000 --out
+  results/bound_directions-sets-long.json``).
 - ``relaxation_value`` (only when named; needs cvxpy, which qpmopt does not depend on):
   the semidefinite relaxation's own value from a general SDP solver on small-1 (also with
   every co-selection cut) and medium-1, next to ``sdp_upper_bound`` given 50 s
@@ -469,11 +476,12 @@ class _CoselectionSets:
         return added, violation
 
 
-def coselection_sets(name: str, rounds: int, per_class: int) -> dict:
+def coselection_sets(name: str, rounds: int, per_class: int, round_iterations: int) -> dict:
     """The co-selection cuts as sets (:class:`_CoselectionSets`): from the plain bound's
     default levels and a finer one (1 000 iterations each), ``rounds`` rounds of
-    ``per_class`` new sets per class, each followed by two fine levels (800 iterations
-    each), against the plain bound given the same extra iterations."""
+    ``per_class`` new sets per class, each followed by two fine levels
+    (``round_iterations`` each), against the plain bound given the same extra
+    iterations."""
 
     def add_round(cuts: _CoselectionSets) -> tuple[int, dict]:
         added, violation = cuts.separate(per_class)
@@ -481,7 +489,7 @@ def coselection_sets(name: str, rounds: int, per_class: int) -> dict:
 
     return _rounds(_problem(name), _CoselectionSets, add_round, _CoselectionSets.clear, rounds,
                    root_levels=DEFAULT_SCHEDULE + (0.0003,), round_levels=(0.001, 0.0003), root_iterations=1000,
-                   round_iterations=800)
+                   round_iterations=round_iterations)
 
 
 def _relaxation(p: qpmopt.Problem, coselection: bool):
@@ -668,7 +676,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bound_directions.json")
     ap.add_argument("--branch-seconds", type=float, default=540.0, help="long_branching's time")
-    ap.add_argument("--rounds", type=int, default=8, help="coselection_cuts' rounds")
+    ap.add_argument("--rounds", type=int, default=8, help="coselection_cuts' and coselection_sets' rounds")
+    ap.add_argument("--set-iterations", type=int, default=800,
+                    help="coselection_sets' L-BFGS iterations per smoothing level in each round")
     ap.add_argument("--parts", nargs="+", choices=PARTS + OPTIONAL_PARTS, default=list(PARTS),
                     help="which parts to run (each is written under its name)")
     args = ap.parse_args()
@@ -687,7 +697,8 @@ def main() -> int:
         elif part == "coselection_cuts":
             data[part] = {name: coselection_cuts(name, rounds=args.rounds) for name in ("small-1", "medium-1")}
         elif part == "coselection_sets":
-            data[part] = {name: coselection_sets(name, rounds=args.rounds, per_class=3)
+            data[part] = {name: coselection_sets(name, rounds=args.rounds, per_class=3,
+                                                 round_iterations=args.set_iterations)
                           for name in ("small-1", "medium-1")}
         elif part == "relaxation_value":
             data[part] = relaxation_value(50.0)
