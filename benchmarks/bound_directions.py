@@ -343,51 +343,60 @@ def upper_pair_cuts(name: str, rounds: int, per_round: int) -> dict:
     return _cut_rounds(p, lambda dual: _CutDual(dual, [(0, 1, -1.0)], [(0, 1.0)], 0.0), separate, rounds, per_round)
 
 
-class _CoselectionDual:
+class _CoselectionTerms:
+    """What the co-selection duals share: the dual of :mod:`qpmopt.sdp_bound` whose ``X``
+    coefficients, classes' values and linear term of ``s`` get the cuts' terms (its code
+    stays as it is), and the smoothed maximiser ``(s, X, W)`` kept in ``last``."""
+
+    def __init__(self, dual: _Dual) -> None:
+        self.dual, self.n_base = dual, dual.layout.size
+        self.A0, self.half_R0, self.B0 = dual.A.copy(), dual.half_R.copy(), dual.B.copy()
+
+    def _smooth_with(self, y: np.ndarray, tau: float, K: np.ndarray, extra: np.ndarray, total: np.ndarray):
+        """``_Dual.smooth`` at the base multipliers of ``y`` with ``K`` ``(n_f, n_f)`` added
+        to the ``X`` coefficients, ``extra`` ``(n_c, n_f)`` to the classes' values and
+        ``-k total`` ``(n_f,)`` to the linear term of ``s``."""
+        d = self.dual
+        d.A = self.A0 + extra
+        d.half_R = self.half_R0 + 0.5 * (K + K.T)
+        d.B = self.B0 - d.k * total
+        value, grad, certified = d.smooth(y[: self.n_base], tau)
+        p = d.layout.split(y[: self.n_base])
+        M = _smoothed_primal(d, y[: self.n_base], tau)
+        self.last = (M[0, 1:], M[1:, 1:], expit((d.A - p["mu"] - p["t"][:, None]) / tau))
+        return value, grad, certified
+
+
+class _CoselectionDual(_CoselectionTerms):
     """The dual of :mod:`qpmopt.sdp_bound` with co-selection cuts: for a class ``c`` and a
     feature ``g``, ``k s_g <= sum_f min(X_fg, W_cf)`` (a selected feature is selected
     together with each of the class's ``k`` features; valid at every binary point).  The
     minimum is written with products ``P_fg = W_cf s_g``, ``P <= X``, ``P <= W``; their
     multipliers are ``theta * lam`` and ``(1 - theta) * lam``, so that a set of
     ``theta`` in ``[0, 1]^(n_c, n_f, n_f)`` and ``lam >= 0`` ``(n_c, n_f)`` is one
-    linearisation: ``sum_f [theta X_fg + (1 - theta) W_cf] >= k s_g``.  Its terms go into
-    the dual's ``X`` coefficients, the classes' values and the linear term of ``s``, whose
-    code stays as it is.  Every round adds one set, ``theta = [X_fg < W_cf]`` at the last
-    smoothed maximiser (where the minimum takes ``X``), with new multipliers.
+    linearisation: ``sum_f [theta X_fg + (1 - theta) W_cf] >= k s_g``.  Every round adds
+    one set, ``theta = [X_fg < W_cf]`` at the last smoothed maximiser (where the minimum
+    takes ``X``), with new multipliers.
     """
 
     def __init__(self, dual: _Dual) -> None:
-        self.dual, self.n_base = dual, dual.layout.size
-        self.A0, self.half_R0, self.B0 = dual.A.copy(), dual.half_R.copy(), dual.B.copy()
+        super().__init__(dual)
         self.sets: list[np.ndarray] = []
 
-    def _install(self, y: np.ndarray) -> np.ndarray:
-        """Write the sets' terms into the dual's arrays; the multipliers ``(m, n_c, n_f)``."""
-        d, (n_c, n_f) = self.dual, self.A0.shape
+    def smooth(self, y: np.ndarray, tau: float):
+        n_c, n_f = self.A0.shape
         lam = y[self.n_base:].reshape(len(self.sets), n_c, n_f)
         K, extra, total = np.zeros((n_f, n_f)), np.zeros((n_c, n_f)), np.zeros(n_f)
         for theta, lm in zip(self.sets, lam):
             K += np.einsum("cfg,cg->fg", theta, lm)
             extra += lm.sum(axis=1)[:, None] - np.einsum("cfg,cg->cf", theta, lm)
             total += lm.sum(axis=0)
-        d.A = self.A0 + extra
-        d.half_R = self.half_R0 + 0.5 * (K + K.T)
-        d.B = self.B0 - d.k * total
-        return lam
-
-    def smooth(self, y: np.ndarray, tau: float):
-        self._install(y)
-        d = self.dual
-        value, grad, certified = d.smooth(y[: self.n_base], tau)
-        p = d.layout.split(y[: self.n_base])
-        M = _smoothed_primal(d, y[: self.n_base], tau)
-        s, X = M[0, 1:], M[1:, 1:]
-        W = expit((d.A - p["mu"] - p["t"][:, None]) / tau)
-        self.last = (s, X, W)
+        value, grad, certified = self._smooth_with(y, tau, K, extra, total)
+        s, X, W = self.last
         grads = [grad]
         for theta in self.sets:
             grads.append((W.sum(axis=1)[:, None] + np.einsum("cfg,fg->cg", theta, X)
-                          - np.einsum("cfg,cf->cg", theta, W) - d.k * s[None, :]).ravel())
+                          - np.einsum("cfg,cf->cg", theta, W) - self.dual.k * s[None, :]).ravel())
         return value, np.concatenate(grads), certified
 
     def violation(self) -> float:
@@ -411,18 +420,17 @@ def coselection_cuts(name: str, rounds: int) -> dict:
     return _rounds(_problem(name), _CoselectionDual, add_round, lambda cuts: cuts.sets.clear(), rounds)
 
 
-class _CoselectionSets:
+class _CoselectionSets(_CoselectionTerms):
     """The co-selection cuts of :class:`_CoselectionDual`, linearised once per class and
     set instead of per class, feature pair and round: a set ``S`` of class ``c``'s
     features gives, for every feature ``g``, ``sum_{f in S} X_fg + sum_{f not in S} W_cf
     >= k s_g`` (valid, since each term is at least ``min(X_fg, W_cf)``), with ``n_f``
-    multipliers.  Their terms go into the dual's arrays as in :class:`_CoselectionDual`.
+    multipliers.
     Solved by an SDP solver, a few such sets per class came within 0.002 of every cut's
     value on small-1 (ad hoc, Clarabel: 18.2725 with 266 sets against 18.2710)."""
 
     def __init__(self, dual: _Dual) -> None:
-        self.dual, self.n_base = dual, dual.layout.size
-        self.A0, self.half_R0, self.B0 = dual.A.copy(), dual.half_R.copy(), dual.B.copy()
+        super().__init__(dual)
         self.member = np.zeros((0, self.A0.shape[1]))  # (sets, n_f): 1 where f is in the set
         self.owner = np.zeros(0, dtype=np.int64)  # each set's class
         self.seen: set[tuple[int, bytes]] = set()
@@ -440,22 +448,15 @@ class _CoselectionSets:
         self.member, self.owner, self.seen = self.member[:0], self.owner[:0], set()
 
     def smooth(self, y: np.ndarray, tau: float):
-        d, (n_c, n_f) = self.dual, self.A0.shape
+        n_c, n_f = self.A0.shape
         nu = y[self.n_base:].reshape(len(self.owner), n_f)
         K = self.member.T @ nu  # K[f, g]: the multipliers of the cuts whose set holds f
         extra = np.zeros((n_c, n_f))
         np.add.at(extra, self.owner, (1.0 - self.member) * nu.sum(axis=1)[:, None])
-        d.A = self.A0 + extra
-        d.half_R = self.half_R0 + 0.5 * (K + K.T)
-        d.B = self.B0 - d.k * nu.sum(axis=0)
-        value, grad, certified = d.smooth(y[: self.n_base], tau)
-        p = d.layout.split(y[: self.n_base])
-        M = _smoothed_primal(d, y[: self.n_base], tau)
-        s, X = M[0, 1:], M[1:, 1:]
-        W = expit((d.A - p["mu"] - p["t"][:, None]) / tau)
-        self.last = (s, X, W)
+        value, grad, certified = self._smooth_with(y, tau, K, extra, nu.sum(axis=0))
+        s, X, W = self.last
         lhs = self.member @ X + ((1.0 - self.member) * W[self.owner]).sum(axis=1)[:, None]
-        return value, np.concatenate([grad, (lhs - d.k * s[None, :]).ravel()]), certified
+        return value, np.concatenate([grad, (lhs - self.dual.k * s[None, :]).ravel()]), certified
 
     def separate(self, per_class: int) -> tuple[int, float]:
         """Adds, for each class, the sets ``{f: X_fg < W_cf}`` of its ``per_class`` most
