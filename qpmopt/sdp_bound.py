@@ -473,6 +473,7 @@ def sdp_upper_bound(
     verbose: bool = False,
     start_mu: np.ndarray | None = None,
     keep_multipliers: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> SdpBound:
     """A valid upper bound on ``Z`` from the semidefinite relaxation described above.
 
@@ -480,8 +481,8 @@ def sdp_upper_bound(
         problem: the instance; ``A`` is ``(n_c, n_f)``, ``R`` ``(n_f, n_f)``, ``B``
             ``(n_f,)``.  Cost grows as ``n_f^3`` per evaluation (see
             :func:`sdp_applicable`).
-        deadline: a ``time.perf_counter()`` value after which it stops and returns the best
-            bound so far (always valid).  With one, the smoothing levels share the time
+        deadline: a ``clock()`` value after which it stops and returns the best bound so
+            far (always valid).  With one, the smoothing levels share the time
             left (each ends at its share, or earlier where it converges) instead of
             running ``iterations_per_stage`` iterations each.
         target: stop as soon as the bound is within ``1e-9`` relative of this value (for
@@ -499,6 +500,8 @@ def sdp_upper_bound(
             few to find ``n_c * n_f`` prices from zero.
         keep_multipliers: return the multipliers of the bound in
             :attr:`SdpBound.multipliers` (a copy at every improvement).
+        clock: the time source of ``deadline`` and of :attr:`SdpBound.seconds` (a
+            backend passes its :attr:`~qpmopt.backends.SolverConfig.clock`).
 
     Above :data:`PARTIAL_EIGEN_ABOVE` candidates the smoothing uses the largest
     :data:`TOP_EIGENPAIRS` eigenpairs only (the certified value is unchanged).
@@ -508,7 +511,7 @@ def sdp_upper_bound(
     """
     with single_threaded_blas():
         return _sdp_upper_bound(problem, deadline, target, schedule, iterations_per_stage, should_stop, verbose,
-                                start_mu, keep_multipliers)
+                                start_mu, keep_multipliers, clock)
 
 
 def _sdp_upper_bound(
@@ -521,8 +524,9 @@ def _sdp_upper_bound(
     verbose: bool,
     start_mu: np.ndarray | None,
     keep_multipliers: bool,
+    clock: Callable[[], float],
 ) -> SdpBound:
-    t0 = time.perf_counter()
+    t0 = clock()
     dual, scale = _scaled_dual(problem)
     layout = dual.layout
     y = np.zeros(layout.size)
@@ -546,7 +550,7 @@ def _sdp_upper_bound(
     stage_best: list = [np.inf, y]
 
     def fun(v: np.ndarray, tau: float) -> tuple[float, np.ndarray]:
-        now = time.perf_counter()
+        now = clock()
         if deadline is not None and now > deadline:
             raise _Stop("deadline")
         if now > stage_end[0]:
@@ -580,7 +584,7 @@ def _sdp_upper_bound(
         for i, tau in enumerate(stages):
             timed = deadline is not None and tau < _TIMED_BELOW
             if deadline is not None:
-                now = time.perf_counter()
+                now = clock()
                 stage_end[0] = now + (deadline - now) / (len(stages) - i)
             stage_best[0] = np.inf
             try:
@@ -594,7 +598,7 @@ def _sdp_upper_bound(
                 y = stage_best[1]
             if verbose:
                 print(f"sdp bound: tau={tau:.2g} bound={scale * best[0]:.8g} evaluations={evaluations[0]} "
-                      f"{time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+                      f"{clock() - t0:.1f}s", file=sys.stderr, flush=True)
     except _Stop as stop:
         stopped = str(stop)
     except KeyboardInterrupt:
@@ -607,5 +611,5 @@ def _sdp_upper_bound(
         best[0] = value + err
         best_y[0] = y.copy() if keep_multipliers else None
         evaluations[0] += 1
-    return SdpBound(value=scale * best[0], evaluations=evaluations[0], seconds=time.perf_counter() - t0,
+    return SdpBound(value=scale * best[0], evaluations=evaluations[0], seconds=clock() - t0,
                     stopped=stopped, multipliers=best_y[0])

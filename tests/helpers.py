@@ -11,6 +11,19 @@ import pytest
 from qpmopt.solution import Status, Termination
 
 
+class FakeClock:
+    """Advances by ``tick`` seconds at every reading: elapsed time counts readings, the
+    same on any machine."""
+
+    def __init__(self, tick: float = 1.0):
+        self.now, self.tick, self.reads = 0.0, tick, 0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        self.reads += 1
+        return self.now
+
+
 def random_instance(rng: np.random.Generator, n_c: int, n_f: int, *, negative_r: bool = False, with_b: bool = True):
     """Random QPM-like arrays: A in [-0.2, 1], symmetric R (>= 0 unless negative_r), B small."""
     A = rng.uniform(-0.2, 1.0, size=(n_c, n_f))

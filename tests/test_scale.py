@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
@@ -22,18 +23,6 @@ from qpmopt.formulation import Formulation
 from qpmopt.instances import PRESETS, generate
 from qpmopt.matrices import locality_bias, pearson_similarity, redundancy_from_similarity, threshold_redundancy
 from qpmopt.search import best_assignment, greedy_selection, local_search, unique_polish
-
-
-class FakeClock:
-    """Advances by ``tick`` seconds at every reading: elapsed time counts readings."""
-
-    def __init__(self, tick: float = 1.0):
-        self.now, self.tick, self.reads = 0.0, tick, 0
-
-    def __call__(self) -> float:
-        self.now += self.tick
-        self.reads += 1
-        return self.now
 
 
 def _problem(preset="medium", seed=2, **kw):

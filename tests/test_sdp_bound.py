@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import oracle, oracle_with_rules, random_instance, ruled_preset, star_instance
+from helpers import FakeClock, oracle, oracle_with_rules, random_instance, ruled_preset, star_instance
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -128,20 +128,7 @@ def test_stops_at_target():
     assert early.value <= target * (1 + 1e-9)
 
 
-class _FakeClock:
-    """Stands for the ``time`` module inside :mod:`qpmopt.sdp_bound`: every reading
-    advances by ``step`` seconds, so that a deadline means a number of readings, the same
-    on any machine."""
-
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 1000.0, step
-
-    def perf_counter(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-def test_a_deadline_gives_the_smoothing_levels_its_time(monkeypatch):
+def test_a_deadline_gives_the_smoothing_levels_its_time():
     # The fixed schedule (150 iterations a level) stops before it converges on the small
     # preset; given a deadline, the levels share its time and go on (here until they
     # converge, 4.6 times as many evaluations).  Before, the schedule and three finer
@@ -149,9 +136,8 @@ def test_a_deadline_gives_the_smoothing_levels_its_time(monkeypatch):
     inst = qpmopt.instances.generate("small", seed=0)
     p = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
     fixed = sdp_upper_bound(p)
-    clock = _FakeClock(1e-3)
-    monkeypatch.setattr(sdp_bound, "time", clock)
-    timed = sdp_upper_bound(p, deadline=clock.now + 20.0)
+    clock = FakeClock(tick=1e-3)  # a deadline means a number of clock readings
+    timed = sdp_upper_bound(p, deadline=clock.now + 20.0, clock=clock)
     assert timed.evaluations > 3 * fixed.evaluations
     assert timed.value <= fixed.value
 
@@ -209,6 +195,22 @@ def test_a_bound_cut_short_by_the_deadline_ends_the_solve_on_the_time_limit():
     tighten_with_sdp(p, config, sol.objective, raw)
     assert raw.info["sdp_bound"]["stopped"] == "deadline" and raw.bound > sol.objective + 1e-6
     assert raw.termination is qpmopt.Termination.TIME_LIMIT
+
+
+def test_the_bound_phase_keeps_the_solve_clock():
+    # SolverConfig.clock is the time source of every deadline: on the fake clock below the
+    # solve has a second (a thousand readings) left, where the real clock is far past it.
+    from qpmopt.backends.mip import tighten_with_sdp
+
+    inst = qpmopt.instances.generate("small", seed=0)
+    p = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features)
+    clock = FakeClock(tick=1e-3)
+    config = qpmopt.SolverConfig(time_limit=1.0, start_time=clock.now, clock=clock)
+    raw = qpmopt.BackendResult(np.zeros(p.n_candidates, dtype=bool), np.zeros(p.A.shape, dtype=bool),
+                               qpmopt.Termination.CONVERGED)
+    tighten_with_sdp(p, config, 0.0, raw)  # an incumbent far below the bound: no early proof
+    assert raw.info["sdp_bound"]["evaluations"] > 100
+    assert raw.info["sdp_bound"]["seconds"] == pytest.approx(1.0, abs=0.05)  # fake seconds
 
 
 def _stop_after(n: int, exc: type[BaseException] | None = None):

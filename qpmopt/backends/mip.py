@@ -164,7 +164,8 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
         _, start_mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
                                              deadline=config.deadline(), clock=config.clock)
     sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=config.stop_target(incumbent),
-                          should_stop=config.should_stop, verbose=config.verbose, start_mu=start_mu)
+                          should_stop=config.should_stop, verbose=config.verbose, start_mu=start_mu,
+                          clock=config.clock)
     raw.bound = sdp.value if raw.bound is None else min(raw.bound, sdp.value)
     if sdp.stopped == "interrupted":
         raw.termination = Termination.INTERRUPTED
