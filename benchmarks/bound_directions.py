@@ -143,21 +143,12 @@ class _CutDual:
         return out
 
     def smooth(self, y: np.ndarray, tau: float):
-        """As ``_Dual.smooth``, with the cuts' residuals appended to the gradient; keeps the
-        smoothed maximiser in ``last_M`` for the gradient and the next separation."""
+        """As ``_Dual.smooth``, with the cuts' residuals at its smoothed maximiser
+        (``dual.last_M``, which the next separation reads too) appended to the gradient."""
         self.nu = y[self.n_base:]
         value, grad, certified = self.dual.smooth(y[: self.n_base], tau)
-        self.last_M = M = _smoothed_primal(self.dual, y[: self.n_base], tau)
+        M = self.dual.last_M
         return value, np.concatenate([grad, self.residual(M[0, 1:], M[1:, 1:])]), certified
-
-
-def _smoothed_primal(dual: _Dual, y: np.ndarray, tau: float) -> np.ndarray:
-    """The smoothed maximiser ``M`` at the dual's multipliers ``y`` (recomputed: _Dual
-    keeps only its ``s``)."""
-    C, _ = dual.matrix(dual.layout.split(y))
-    lam, U = np.linalg.eigh(C)
-    w = np.exp((lam - lam[-1]) / tau)
-    return dual.trace * (U * (w / w.sum())) @ U.T
 
 
 def _triangle_dual(dual: _Dual) -> _CutDual:
@@ -180,7 +171,7 @@ def _cut_rounds(p: qpmopt.Problem, make_cuts, separate, rounds: int, per_round: 
     extra iterations."""
 
     def add_round(cuts: _CutDual) -> tuple[int, dict]:
-        M = cuts.last_M
+        M = cuts.dual.last_M
         rows, violation = separate(cuts, M[0, 1:], M[1:, 1:].copy())
         order = np.argsort(-violation)[:per_round]
         order = order[violation[order] > 1e-4]
@@ -307,7 +298,7 @@ class _ClassPairDual(_CutDual):
         self.dual.A = A
         value, grad, certified = super().smooth(y, tau)
         mu_grad = grad[self.dual.layout.slices["mu"]].reshape(self.A.shape)
-        self.last_W = self.last_M[0, 1:][None, :] - mu_grad  # the smoothed maximiser's W
+        self.last_W = self.dual.last_M[0, 1:][None, :] - mu_grad  # the smoothed maximiser's W
         grad[self.n_base:] -= self.last_W[c, f] + self.last_W[c, g]
         return value, grad, certified
 
@@ -362,7 +353,7 @@ class _CoselectionTerms:
         d.B = self.B0 - d.k * total
         value, grad, certified = d.smooth(y[: self.n_base], tau)
         p = d.layout.split(y[: self.n_base])
-        M = _smoothed_primal(d, y[: self.n_base], tau)
+        M = d.last_M
         self.last = (M[0, 1:], M[1:, 1:], expit((d.A - p["mu"] - p["t"][:, None]) / tau))
         return value, grad, certified
 

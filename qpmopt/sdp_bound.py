@@ -264,7 +264,13 @@ class _Dual:
         self._upper = (iu[0] + 1) * size + iu[1] + 1  # flat positions in C of X's upper triangle
         self._lower = (iu[1] + 1) * size + iu[0] + 1
         self._diag = (np.arange(n_f) + 1) * (size + 1)
-        self.last_s: np.ndarray | None = None  # the smoothed maximiser's s at the last smooth() call
+        self.last_M: np.ndarray | None = None  # the smoothed maximiser at the last smooth() call
+
+    @property
+    def last_s(self) -> np.ndarray | None:
+        """The selection part of :attr:`last_M`, scaled to ``M[0, 0] = 1``."""
+        M = self.last_M
+        return None if M is None else M[0, 1:] / max(float(M[0, 0]), 1e-12)
 
     def matrix(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
         """``C(y)`` of size ``(n_f + 1, n_f + 1)`` and the constant term ``const(y)``."""
@@ -363,7 +369,7 @@ class _Dual:
         g[layout.slices["N"]] = 2.0 * X[layout.iu]
         g[layout.slices["t"]] = t_grad
         g[layout.slices["phi"]] = 1.0 - s[self.fixed]
-        self.last_s = s / max(float(M[0, 0]), 1e-12)
+        self.last_M = M
 
         exact, err = self._value(const, self._w_part(a), float(lam[-1]), C)
         return value, g, exact + err
