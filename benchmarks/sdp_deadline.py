@@ -24,6 +24,7 @@ from qpmopt.bench import provenance
 from qpmopt.instances import generate
 from qpmopt.io import write_json
 from qpmopt.sdp_bound import DEFAULT_SCHEDULE, sdp_upper_bound
+from qpmopt.solution import relative_gap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def main() -> int:
                 res = sdp_upper_bound(p, schedule=FIXED_SCHEDULE)
             else:
                 res = sdp_upper_bound(p, deadline=time.perf_counter() + seconds)
-            gap = (res.value - z) / max(1.0, abs(z))
+            gap = relative_gap(z, res.value)
             rows.append({"instance": name, "run": label, "deadline_seconds": seconds, "objective": z,
                          "bound": res.value, "gap": gap, "seconds": res.seconds, "evaluations": res.evaluations,
                          "stopped": res.stopped})
