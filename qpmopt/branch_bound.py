@@ -193,17 +193,18 @@ class _Bounder:
         return self.scale * (value + err)
 
     def bound(self, node: _Node, target: float, iterations: int, taus: tuple[float, ...],
-              deadline: float | None) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
+              deadline: float | None, clock: Callable[[], float] = time.perf_counter,
+              ) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
         """``(bound, s, y)``: the node's certified bound, the relaxed ``s`` over all
         features (fixed ones at 0 or 1) and the multipliers over all features.  Stops as
-        soon as the bound reaches ``target``."""
+        soon as the bound reaches ``target``, or at ``deadline`` (a ``clock()`` value)."""
         keep, fixed_global, dual, y = self._restrict(node.include, node.exclude, node.y)
         layout, full = dual.layout, node.y
         goal = target / self.scale
         best, last_s, last_y = [np.inf], [None], [y]
 
         def fun(v: np.ndarray, tau: float) -> tuple[float, np.ndarray]:
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and clock() > deadline:
                 raise _Stop("deadline")
             value, grad, certified = dual.smooth(v, tau)
             best[0] = min(best[0], certified)
@@ -316,8 +317,9 @@ class _Search:
     stack depth first."""
 
     def __init__(self, problem: Problem, selection: np.ndarray | None, assignment: np.ndarray | None, value: float,
-                 t0: float, gap_limit: float = 0.0) -> None:
+                 t0: float, gap_limit: float = 0.0, clock: Callable[[], float] = time.perf_counter) -> None:
         self.problem = problem
+        self.clock = clock  # the time source of every deadline the search is given
         # relative: a node closes when its bound is at most the incumbent plus this much
         self.tolerance = max(OPTIMALITY_TOL, gap_limit)
         self.bounder = _Bounder(problem)
@@ -353,7 +355,7 @@ class _Search:
         while stack:
             if should_stop is not None and _asks_to_stop(should_stop):
                 return "interrupted"
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and self.clock() >= deadline:
                 return "deadline"
             if node_limit is not None and self.nodes >= node_limit:
                 return "node_limit"
@@ -388,7 +390,7 @@ class _Search:
         self.nodes += 1
         root = node.depth == 0
         bound, s, y = self.bounder.bound(node, self._threshold(), ROOT_ITERATIONS if root else NODE_ITERATIONS,
-                                         ROOT_TAUS if root else NODE_TAUS, deadline)
+                                         ROOT_TAUS if root else NODE_TAUS, deadline, self.clock)
         bound = min(bound, node.parent_bound)
         if self._closes(bound):
             self.closed_bound = max(self.closed_bound, bound)
@@ -424,7 +426,7 @@ class _Search:
         floor = 1e-6 * max(1.0, abs(here))
         best_f, best_score = candidates[0], -np.inf
         for f in candidates:
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and self.clock() >= deadline:
                 break
             exc = node.exclude.copy()
             exc[f] = True
@@ -451,7 +453,7 @@ class _Search:
             # each exact assignment under shared pairs is a HiGHS solve: a time limit must
             # be able to cut the scoring short (the unscored selections' largest value
             # then bounds the rest)
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and self.clock() >= deadline:
                 self.closed_bound = max(self.closed_bound, float(values[i]))
                 self.cut_short = True
                 return
@@ -459,7 +461,7 @@ class _Search:
             W, z = evaluate_selection(self.problem, sels[i], exact=True)
             if W is not None and z > self.value:
                 self.selection, self.assignment, self.value = sels[i], W, z
-                self.history.append((time.perf_counter() - self.t0, z))
+                self.history.append((self.clock() - self.t0, z))
 
 
 def branch_and_bound(
@@ -472,6 +474,7 @@ def branch_and_bound(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int, float, float], None] | None = None,
     gap_limit: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> BranchAndBoundResult:
     """Prove a selection optimal (or improve it) by branch and bound over ``s``.
 
@@ -482,19 +485,23 @@ def branch_and_bound(
             meant for instances of tens of candidates (small-1's size).
         incumbent: ``(n_f,)`` bool, a selection to start from (a good one prunes far
             more), or ``None``.
-        deadline: a ``time.perf_counter()`` value; the search stops there with the best
-            answer and a valid bound (the largest over the open nodes).
+        deadline: a ``clock()`` value; the search stops there with the best answer and a
+            valid bound (the largest over the open nodes).
         node_limit: nodes bounded at most (``None``: none); with one worker and no
             deadline it makes the answer the same on every machine (with several, tasks
             under way when it is reached finish their few nodes).
         workers: processes searching subtrees (1: this process only).
         on_progress: called after every dive (or worker task) with ``(nodes bounded, open
             nodes, incumbent value, bound)``, the bound as the result would report it then.
+        clock: the time source of ``deadline`` and of the history's seconds (a solve
+            passes :attr:`~qpmopt.backends.base.SolverConfig.clock`).  Worker processes
+            cannot share a caller's clock: each of their tasks gets the time left on it when
+            the task is handed out, and counts that on ``time.perf_counter``.
 
     Returns:
         A :class:`BranchAndBoundResult`.
     """
-    t0 = time.perf_counter()
+    t0 = clock()
     selection = assignment = None
     value = -np.inf
     history: list[tuple[float, float]] = []
@@ -504,8 +511,8 @@ def branch_and_bound(
         if assignment is None:
             selection = None
         else:
-            history.append((time.perf_counter() - t0, value))
-    search = _Search(problem, selection, assignment, value, t0, gap_limit)
+            history.append((clock() - t0, value))
+    search = _Search(problem, selection, assignment, value, t0, gap_limit, clock)
     stack = [search.root()]
     # Worker processes are forked: no start-up, and no re-import of the caller's script
     # (which "spawn" and "forkserver" need, and which fails in a script without a main
@@ -578,7 +585,7 @@ def _subtree(problem: Problem, nodes: list[_Node], selection: np.ndarray | None,
              value: float, deadline: float | None, budget: int, gap_limit: float) -> dict:
     """A worker task: search from ``nodes`` for at most ``budget`` bounded nodes; what the
     caller merges, with the nodes left open.  ``deadline`` is a ``time.perf_counter()``
-    value of the caller's (a system-wide monotonic clock)."""
+    value (a system-wide monotonic clock, the same in the caller's process)."""
     search = _Search(problem, selection, assignment, value, time.perf_counter(), gap_limit)
     stack = list(nodes)
     event = _STOP_EVENT
@@ -612,12 +619,15 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                 if node_limit is not None and search.nodes + counts[0] >= node_limit:
                     stopped = "node_limit"
                     break
-                if deadline is not None and time.perf_counter() >= deadline:
+                now = search.clock()
+                if deadline is not None and now >= deadline:
                     stopped = "deadline"
                     break
+                # the time left on the caller's clock, counted from here on the workers' own
+                task_deadline = None if deadline is None else time.perf_counter() + (deadline - now)
                 task = [queue.pop()]
                 fut = pool.submit(_subtree, problem, task, search.selection, search.assignment, search.value,
-                                  deadline, NODES_PER_TASK, search.tolerance)
+                                  task_deadline, NODES_PER_TASK, search.tolerance)
                 running[fut] = task
             if not running:
                 break
@@ -635,7 +645,7 @@ def _run_parallel(problem: Problem, search: _Search, stack: list[_Node], deadlin
                 if out["selection"] is not None and out["value"] > search.value:
                     search.selection, search.assignment, search.value = out["selection"], out["assignment"], \
                         out["value"]
-                    search.history.append((time.perf_counter() - search.t0, out["value"]))
+                    search.history.append((search.clock() - search.t0, out["value"]))
                 search.closed_bound = max(search.closed_bound, out["closed_bound"])
                 for node in out["open"]:
                     queue.push(node)

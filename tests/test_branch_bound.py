@@ -9,6 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from helpers import (
+    FakeClock,
     assert_feasible_by_hand,
     objective_by_hand,
     oracle,
@@ -224,3 +225,29 @@ def test_a_deadline_stops_the_branching_estimates():
     assert unhurried > 1 + len(bb._PHI_TRIALS)
     assert len(calls) == 1
     assert not root.include[f] and not root.exclude[f]
+
+
+@pytest.mark.parametrize("tick", [0.0, 1.0])
+def test_the_bnb_backend_keeps_the_solve_clock(tick):
+    # SolverConfig.clock is the time source of every deadline.  A frozen fake clock never
+    # reaches the time limit, though far more real time passes than it allows; one that
+    # advances a second a reading reaches it within 30 readings, long before the tree is
+    # closed (and 30 real seconds, which the search once counted instead, close it).
+    from qpmopt.backends.bnb import BranchAndBoundBackend, BranchAndBoundOptions
+
+    (A, R, B), problem = _problem(7, 6, 13, 5, 2, True, True)
+    truth = oracle(A, R, B, 2, 5, True)
+    start = np.zeros(13, dtype=bool)
+    start[:5] = True
+    clock = FakeClock(tick=tick)
+    limit = 1e-3 if tick == 0.0 else 30.0
+    config = qpmopt.SolverConfig(time_limit=limit, start_time=clock.now, clock=clock, warm_start=start)
+    with mock.patch.object(bb, "ENUMERATE_MAX", 4):
+        raw = BranchAndBoundBackend().solve(problem, config, BranchAndBoundOptions(workers=1))
+    assert raw.bound >= truth - 1e-9
+    if tick == 0.0:
+        assert raw.termination == qpmopt.Termination.OPTIMAL and raw.proven_optimal
+        assert objective_by_hand(A, R, B, raw.selection, raw.assignment) == pytest.approx(truth, abs=1e-9)
+    else:
+        assert raw.termination == qpmopt.Termination.TIME_LIMIT and raw.info["stopped"] == "deadline"
+        assert all(0.0 <= t <= limit + 2.0 for t, _ in raw.history)  # fake seconds

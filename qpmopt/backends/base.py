@@ -97,7 +97,9 @@ class SolverConfig:
         start_time: ``clock()`` at the start of the solve; time limits count from here so
             that set-up and model building are included.
         clock: the time source of every deadline (``time.perf_counter``; tests pass a
-            fake one to count the work each phase does before its deadline).
+            fake one to count the work each phase does before its deadline).  What runs on
+            a timer of its own (a MILP solver, ``bnb``'s worker processes) gets the time
+            left on it, in seconds.
     """
 
     time_limit: float | None = None

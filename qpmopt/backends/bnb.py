@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 from pydantic import Field
 
@@ -75,12 +74,11 @@ class BranchAndBoundBackend(Backend):
             progress(lambda: f"nodes {nodes}, open {open_nodes}, incumbent {value:.8g}, bound {bound:.8g}, "
                              f"gap {_gap_text(value, bound)}")
 
-        # the search keeps time.perf_counter() deadlines (its workers share that clock)
-        deadline = time.perf_counter() + config.remaining() if timed else None
+        deadline = config.deadline() if timed else None
         began = config.clock() - config.start_time
         res = branch_and_bound(problem, start, deadline=deadline, node_limit=node_limit, workers=workers,
                                should_stop=None if asked_to_stop else config.should_stop, on_progress=report,
-                               gap_limit=config.gap_limit)
+                               gap_limit=config.gap_limit, clock=config.clock)
         if res.proven:
             term = Termination.OPTIMAL
         elif res.infeasible:
