@@ -49,6 +49,16 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
 - ``long_branching``: ``bnb``'s own search (two worker processes, largest bound first
   with short dives) on medium-1 from the annealer's answer, pruning at 1% above it, for
   ``--branch-seconds``: the largest open bound over time, nodes bounded and left open.
+- ``fixing_by_bound``: fixing features by bound, as issue 13 suggests.  On small-1 (every
+  feature) and medium-1 (the five features with the lowest and the five with the highest
+  relaxed ``s``), each feature forced in and forced out, its bound minimised from the
+  root's multipliers, next to the root given the same iterations more; how many features
+  a 1% proof could fix.
+- ``convex_reformulation_root``: the semidefinite bound on small-1 and medium-1 with and
+  without ``X >= 0``; without it is the most a convex reformulation (QCR) gives a MILP
+  solver at its root.
+- ``facility_part``: medium-1 with ``R = 0`` solved by HiGHS (300 s limit): the classes'
+  part alone.
 - ``cub_star``: cub-1 with CHiQPM's pairs (``similar_class_pairs(A, 0.5)``): the star
   that ``bounds.pair_stars`` finds, its classes' share of the unconstrained and the
   constrained answers, the star's bound by positive parts, the best hub set found by
@@ -62,8 +72,10 @@ import argparse
 import heapq
 import sys
 import time
+from contextlib import nullcontext
 from itertools import combinations
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import reference
@@ -75,8 +87,9 @@ import qpmopt.branch_bound as bb
 from qpmopt.bench import provenance
 from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, pair_stars
 from qpmopt.io import write_json
-from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _scaled_dual, sdp_upper_bound
+from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _Layout, _scaled_dual, sdp_upper_bound
 from qpmopt.search import evaluate_selection
+from qpmopt.solution import bound_within_gap
 from qpmopt.threads import single_threaded_blas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -610,6 +623,92 @@ def long_branching(seconds: float, tolerance: float, seed: int, workers: int = 2
             "trace": trace[::every] + trace[-1:]}
 
 
+def fixing_by_bound(name: str, root_iterations: int, iterations: int, features: int | None, seed: int) -> dict:
+    """How far forcing one feature in or out lowers the semidefinite bound: each forced
+    bound is minimised for ``iterations`` from the root's multipliers, next to the root's
+    own bound given the same ``iterations`` more.  A feature whose forced-in bound is at
+    most 1% above the annealer's answer can be fixed out for a 1% proof (and one whose
+    forced-out bound is, fixed in).  ``features``: that many of the lowest and of the
+    highest relaxed ``s`` (``None``: every feature)."""
+    p = _problem(name)
+    _, z = evaluate_selection(p, _annealed_selection(p, seed), exact=True)
+    target = bound_within_gap(z, 0.01)
+    search = bb._Search(p, None, None, -np.inf, time.perf_counter())
+    none = np.zeros(p.n_candidates, dtype=bool)
+    with single_threaded_blas():
+        t0 = time.perf_counter()
+        root, s, y = search.bounder.bound(search.root(), -np.inf, root_iterations, (0.01, 0.003, 0.001), None)
+        root_seconds = time.perf_counter() - t0
+
+        def further(include: np.ndarray, exclude: np.ndarray) -> float:
+            node = bb._Node(include, exclude, y, root, 1)
+            return search.bounder.bound(node, -np.inf, iterations, (0.001,), None)[0]
+
+        t0 = time.perf_counter()
+        continued = further(none, none)
+        order = np.argsort(s, kind="stable")
+        chosen = order if features is None else np.concatenate([order[:features], order[-features:]])
+        rows = []
+        for f in chosen:
+            one = none.copy()
+            one[f] = True
+            rows.append({"feature": int(f), "s": float(s[f]), "forced_in": further(one, none),
+                         "forced_out": further(none, one)})
+        forced_seconds = time.perf_counter() - t0
+    forced_in = np.array([r["forced_in"] for r in rows])
+    forced_out = np.array([r["forced_out"] for r in rows])
+    out = {"incumbent": z, "target_1pct": target, "root_iterations": root_iterations, "root": root,
+           "root_seconds": root_seconds, "iterations": iterations, "root_continued": continued,
+           "forced_seconds": forced_seconds, "features_tried": len(rows),
+           "fixable_out_at_1pct": int((forced_in <= target).sum()),
+           "fixable_in_at_1pct": int((forced_out <= target).sum()),
+           "lowest_forced_in": float(forced_in.min()), "lowest_forced_out": float(forced_out.min()), "rows": rows}
+    print(name, {key: v for key, v in out.items() if key != "rows"}, flush=True)
+    return out
+
+
+_PLAIN_BOUNDS = _Layout.bounds  # kept: the patch below replaces the method
+
+
+def _without_nonnegativity(layout) -> Bounds:
+    """The dual's bounds with the multipliers ``N`` of ``X >= 0`` held at zero."""
+    b = _PLAIN_BOUNDS(layout)
+    ub = b.ub.copy()
+    ub[layout.slices["N"]] = 0.0
+    return Bounds(b.lb, ub)
+
+
+def convex_reformulation_root(deadline_seconds: float) -> dict:
+    """The semidefinite bound with and without ``X >= 0``, each given ``deadline_seconds``:
+    the second is the most a convex reformulation (QCR) gives a MILP solver at its root,
+    since only the perturbations that vanish on feasible selections (``diag X = s``,
+    ``X 1 = n_sel s``) have a counterpart there."""
+    out = {}
+    for name in ("small-1", "medium-1"):
+        p = _problem(name)
+        row = {"best_known": reference.REFERENCE[name][2]}
+        for label, patch in (("with_nonnegativity", None), ("without_nonnegativity", _without_nonnegativity)):
+            with mock.patch.object(_Layout, "bounds", patch) if patch is not None else nullcontext():
+                res = sdp_upper_bound(p, deadline=time.perf_counter() + deadline_seconds)
+            row[label] = {"value": res.value, "seconds": res.seconds, "evaluations": res.evaluations,
+                          "stopped": res.stopped}
+        out[name] = row
+        print(name, row, flush=True)
+    return out
+
+
+def facility_part(time_limit: float, seed: int) -> dict:
+    """``medium-1`` with ``R = 0`` (the classes' part alone) solved by HiGHS: whether that
+    part is what keeps a MILP solver from a proof."""
+    p = _problem("medium-1", R_zero=True)
+    sol = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="highs",
+                                  time_limit=time_limit, seed=seed)
+    out = {"time_limit": time_limit, "status": str(sol.status), "termination": str(sol.termination),
+           "objective": sol.objective, "bound": sol.bound, "gap": sol.gap, "wall_time": sol.wall_time}
+    print("facility part", out, flush=True)
+    return out
+
+
 def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     A, R, B = reference.load("cub-1")
     rules = qpmopt.Constraints(shared_pairs=qpmopt.matrices.similar_class_pairs(A, 0.5))
@@ -659,7 +758,8 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
 
 
 PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "coselection_cuts",
-         "coselection_sets", "redundancy_alone", "best_first", "long_branching", "cub_star")
+         "coselection_sets", "redundancy_alone", "best_first", "long_branching", "fixing_by_bound",
+         "convex_reformulation_root", "facility_part", "cub_star")
 #: Parts that need a package qpmopt does not depend on: run only when named.
 OPTIONAL_PARTS = ("relaxation_value",)
 
@@ -702,6 +802,13 @@ def main() -> int:
             data[part] = best_first(120.0, 0.01, args.seed)
         elif part == "long_branching":
             data[part] = long_branching(args.branch_seconds, 0.01, args.seed)
+        elif part == "fixing_by_bound":
+            data[part] = {"small-1": fixing_by_bound("small-1", 300, 300, None, args.seed),
+                          "medium-1": fixing_by_bound("medium-1", 1500, 600, 5, args.seed)}
+        elif part == "convex_reformulation_root":
+            data[part] = convex_reformulation_root(50.0)
+        elif part == "facility_part":
+            data[part] = facility_part(300.0, args.seed)
         else:
             data[part] = cub_star(args.time_limit, args.seed, enumerate_top=45)
     write_json(args.out, data, force=True)
