@@ -1,9 +1,10 @@
 """Directions for stronger bounds that were measured and not kept (issues 13 and 11), and
 where the remaining gaps come from, so that the next attempt starts from numbers.
 
-    python benchmarks/bound_directions.py          (about 27 minutes on 2 cores, and about
-                                                   10 more for coselection_sets: its run in
-                                                   results/bound_directions-sets.json)
+    python benchmarks/bound_directions.py          (about 27 minutes on 2 cores, about 10
+                                                   more for coselection_sets and 5 more for
+                                                   the three parts of
+                                                   results/bound_directions-fixing.json)
 
 Writes results/bound_directions.json with these parts (``--parts`` picks some):
 
