@@ -112,6 +112,36 @@ def test_no_first_answer_fits_raises_a_clear_error():
     assert late_allowance(10) == 2.0 and late_allowance(60) == 6.0
 
 
+def test_the_exact_assignment_counts_its_deadline_on_the_callers_clock():
+    # A deadline is a value of the clock that comes with it: the shared-pair assignment
+    # model gets the time left on that clock as HiGHS's own limit (30 s on the frozen fake
+    # clock below), whatever the real clock says, and the history counts fake seconds.
+    from unittest import mock
+
+    from qpmopt.backends.highs import HighsBackend
+    from qpmopt.backends.mip import Incumbent
+
+    inst = generate("small", seed=0)
+    rules = {"shared_pairs": qpmopt.matrices.similar_class_pairs(inst.A, 0.5)}
+    p = qpmopt.Problem.from_arrays(*inst.arrays(), k=inst.k, n_features=inst.n_features, constraints=rules)
+    selection = greedy_selection(p)
+    clock = FakeClock(tick=0.0)
+    clock.now = 5000.0
+    limits = []
+    real = HighsBackend.solve_model
+
+    def spy(self, form, time_limit, *args):
+        limits.append(time_limit)
+        return real(self, form, time_limit, *args)
+
+    incumbent = Incumbent(p, start_time=4990.0, clock=clock)
+    with mock.patch.object(HighsBackend, "solve_model", spy):
+        assert incumbent.offer(selection, deadline=5030.0)
+    assert limits and all(t == pytest.approx(30.0) for t in limits)
+    assert incumbent.history == [(pytest.approx(10.0), incumbent.value)]
+    assert violations(p, incumbent.selection, incumbent.assignment) == []
+
+
 # ---- the unique assignment -------------------------------------------------------------
 def _dense_unique_optimum(A_sel, k):
     """Every class against every k-subset, one dense linear assignment (an oracle written

@@ -273,7 +273,7 @@ class AnnealBackend(Backend):
         # cost sizes the room left after the loop.
         clock = config.clock
         t0 = clock()
-        W0, z0 = evaluate_selection(exact, starts[0], deadline=fallback_deadline(config))
+        W0, z0 = evaluate_selection(exact, starts[0], deadline=fallback_deadline(config), clock=clock)
         fallback = (z0, starts[0], W0) if W0 is not None else (-math.inf, None, None)
         assign_seconds = clock() - t0
 
@@ -445,7 +445,7 @@ class AnnealBackend(Backend):
                                  clock=clock).selection
                 m = unique_polish(problem, m, deadline=polish_deadline, clock=clock)
             # The first answer gets the time it needs: returning none would waste the run.
-            W, z = evaluate_selection(exact, m, deadline=hard_deadline)
+            W, z = evaluate_selection(exact, m, deadline=hard_deadline, clock=clock)
             if W is not None and z > best[0]:
                 best = (z, m, W)
         return best[0], best[1], best[2], len(candidates)

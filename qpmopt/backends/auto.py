@@ -221,9 +221,9 @@ def _swap_search(problem: Problem, config: SolverConfig) -> BackendResult:
         problem, seed=config.seed, clock=config.clock, max_rounds=None if timed else 200,
         max_stall=20 * problem.n_candidates if timed else None, greedy_deadline=config.deadline(),
         deadline=config.start_time + 0.5 * config.time_limit if timed else None, should_stop=config.should_stop)
-    W, value = evaluate_selection(problem, ils.selection, deadline=config.deadline())
+    W, value = evaluate_selection(problem, ils.selection, deadline=config.deadline(), clock=config.clock)
     if W is None:  # rules the swap search does not see: the greedy start may still meet them
-        W, value = evaluate_selection(problem, greedy, deadline=config.deadline())
+        W, value = evaluate_selection(problem, greedy, deadline=config.deadline(), clock=config.clock)
         ils_selection = greedy if W is not None else None
     else:
         ils_selection = ils.selection

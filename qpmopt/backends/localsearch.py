@@ -40,7 +40,7 @@ class LocalSearchBackend(Backend):
         # The start's exact answer first: it is the answer if time runs out, and its cost
         # is what the final assignment will need, so the search stops early enough for it.
         t0 = clock()
-        W0, z0 = evaluate_selection(problem, start, deadline=fallback_deadline(config))
+        W0, z0 = evaluate_selection(problem, start, deadline=fallback_deadline(config), clock=clock)
         assign_cost = clock() - t0
         history = [] if W0 is None else [(clock() - config.start_time, z0)]
         search_deadline = None if deadline is None else deadline - 1.5 * assign_cost
@@ -65,7 +65,7 @@ class LocalSearchBackend(Backend):
             term = Termination.TIME_LIMIT
         info = {"iterations": res.iterations, "assignment_seconds": assign_cost}
         config.progress(self.name).note(f"{term} after {res.iterations} swaps; start {z0:.8g}")
-        W, z = best_assignment(problem, selection, deadline=deadline)
+        W, z = best_assignment(problem, selection, deadline=deadline, clock=clock)
         if W is not None:
             z = objective_terms(problem, selection, W).total
             if not history or z > history[-1][1]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,7 @@ class Incumbent:
     selection: np.ndarray | None = None
     assignment: np.ndarray | None = None
     history: list[tuple[float, float]] = field(default_factory=list)
+    clock: Callable[[], float] = time.perf_counter  # start_time's and a deadline's time source
 
     def offer(self, selection: np.ndarray, assignment: np.ndarray | None = None, deadline: float | None = None,
               ) -> bool:
@@ -109,7 +111,7 @@ class Incumbent:
         :func:`~qpmopt.search.best_assignment` says) when it beats the incumbent; return
         whether it did."""
         if assignment is None:
-            assignment, value = evaluate_selection(self.problem, selection, deadline=deadline)
+            assignment, value = evaluate_selection(self.problem, selection, deadline=deadline, clock=self.clock)
             if assignment is None:  # no assignment of this selection meets the rules
                 return False
         else:
@@ -117,7 +119,7 @@ class Incumbent:
         if value <= self.value + 1e-9 * max(1.0, abs(self.value)):
             return False
         self.value, self.selection, self.assignment = value, selection.copy(), assignment
-        self.history.append((time.perf_counter() - self.start_time, value))
+        self.history.append((self.clock() - self.start_time, value))
         return True
 
 
@@ -199,7 +201,7 @@ class MipBackend(Backend):
         view = search_view(problem)  # the local search runs on it; answers are scored on problem
         timed = config.time_limit is not None
         bound_seconds = min(10.0, 0.1 * config.time_limit) if timed else None
-        incumbent = Incumbent(problem, config.start_time)
+        incumbent = Incumbent(problem, config.start_time, clock=config.clock)
 
         if config.warm_start is not None:
             start, interrupted = config.warm_start, False

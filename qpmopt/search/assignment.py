@@ -77,7 +77,8 @@ EXACT_SHARED_MAX_CELLS = 2_000
 
 
 def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float | None = None,
-                    exact: bool | None = None) -> tuple[np.ndarray | None, float]:
+                    exact: bool | None = None, clock: Callable[[], float] = time.perf_counter,
+                    ) -> tuple[np.ndarray | None, float]:
     """Exact best assignment ``W`` for a fixed selection, honouring ``problem.unique`` and
     the user's rules (``problem.rules``).
 
@@ -85,7 +86,7 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
     forbidden one by less, than any assignment can otherwise gain), so the assignment below
     honours them whenever the selection allows it; shared class pairs need the exact
     assignment model of :class:`~qpmopt.Formulation` with every selected feature fixed,
-    solved by HiGHS; if ``deadline`` (a ``time.perf_counter()`` value) passes first, the
+    solved by HiGHS; if ``deadline`` (a ``clock()`` value) passes first, the
     best assignment it found so far is returned (feasible, not proven best).  That model is
     used when ``exact`` is true, or by default up to :data:`EXACT_SHARED_MAX_CELLS` class
     and selected-feature pairs; above, :func:`qpmopt.search.pairs.pair_assignment` searches
@@ -102,6 +103,7 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
 
     Args:
         selection: ``(n_f,)`` bool mask with ``n_features`` entries set.
+        clock: the time source of ``deadline`` (a solve passes ``SolverConfig.clock``).
 
     Returns:
         ``(W, Z_A)`` with ``W`` bool ``(n_c, n_f)``, or ``(None, -inf)`` when no assignment
@@ -116,10 +118,10 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
         if len(rules.shared):
             small = problem.n_classes * problem.n_features <= EXACT_SHARED_MAX_CELLS
             if exact or (exact is None and small):
-                return _assignment_model(problem, selection, deadline)
+                return _assignment_model(problem, selection, deadline, clock)
             from qpmopt.search.pairs import pair_assignment
 
-            W = pair_assignment(problem, selection, deadline=deadline)
+            W = pair_assignment(problem, selection, deadline=deadline, clock=clock)
             return (None, -np.inf) if W is None else (W, float(np.sum(A[W])))
     idx = np.flatnonzero(selection)
     A_sel = A[:, idx]
@@ -133,7 +135,7 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
             group_size = np.ones(problem.n_classes, dtype=np.int64)
             for g in groups:
                 group_size[g] = g.size
-            W_sel = _unique_assignment(A_sel, k, group_size, deadline)
+            W_sel = _unique_assignment(A_sel, k, group_size, deadline, clock)
     W = np.zeros(A.shape, dtype=bool)
     W[:, idx] = W_sel
     if rules is not None and ((rules.assign & ~W).any() or (rules.forbid_assign & W).any()):
@@ -142,11 +144,10 @@ def best_assignment(problem: Problem, selection: np.ndarray, *, deadline: float 
 
 
 def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float | None,
-                      ) -> tuple[np.ndarray | None, float]:
+                      clock: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray | None, float]:
     """The exact assignment of ``selection`` under every rule, as a MILP with the selection
-    fixed, re-solved with uniqueness cuts until no two classes collide."""
-    import time
-
+    fixed, re-solved with uniqueness cuts until no two classes collide.  HiGHS gets the time
+    left before ``deadline`` (a ``clock()`` value) as its own limit."""
     from qpmopt.backends.base import SolverConfig
     from qpmopt.backends.highs import HighsBackend
     from qpmopt.backends.mip import MipOptions
@@ -156,7 +157,7 @@ def _assignment_model(problem: Problem, selection: np.ndarray, deadline: float |
     form = Formulation.build(problem, candidates=idx, fixed=idx)
     highs, config, options = HighsBackend(), SolverConfig(threads=1), MipOptions()
     while True:
-        left = None if deadline is None else max(0.05, deadline - time.perf_counter())
+        left = None if deadline is None else max(0.05, deadline - clock())
         answer = highs.solve_model(form, left, None, config, options)
         if answer.x is None:
             return None, -np.inf
@@ -321,11 +322,12 @@ def _matching_by_component(graph: sp.csr_matrix, row_keys: list[tuple[int, int]]
 
 
 def evaluate_selection(problem: Problem, selection: np.ndarray, *, deadline: float | None = None,
-                       exact: bool | None = None) -> tuple[np.ndarray | None, float]:
+                       exact: bool | None = None, clock: Callable[[], float] = time.perf_counter,
+                       ) -> tuple[np.ndarray | None, float]:
     """``(W, Z)``: the best assignment of ``selection`` and its objective, or ``(None,
     -inf)`` when no assignment of it meets the rules (see :func:`best_assignment` for
-    ``deadline``, ``exact`` and when it is proven best)."""
-    W, z_a = best_assignment(problem, selection, deadline=deadline, exact=exact)
+    ``deadline``, ``exact``, ``clock`` and when it is proven best)."""
+    W, z_a = best_assignment(problem, selection, deadline=deadline, exact=exact, clock=clock)
     if W is None:
         return None, -np.inf
     idx = np.flatnonzero(selection)

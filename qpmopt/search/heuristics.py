@@ -266,7 +266,7 @@ def unique_polish(
         work = 2e5 if shared else 2e7
         max_evaluations = int(min(5_000, max(4, work / (problem.n_classes * problem.n_candidates))))
     t0 = clock()
-    current = evaluate_selection(problem, sel, deadline=deadline)[1]
+    current = evaluate_selection(problem, sel, deadline=deadline, clock=clock)[1]
     longest = clock() - t0
     evaluations = 0
     while evaluations < max_evaluations:
@@ -286,7 +286,7 @@ def unique_polish(
             cand[si[a]], cand[ui[b]] = False, True
             evaluations += 1
             t0 = clock()
-            value = evaluate_selection(problem, cand, deadline=deadline)[1]
+            value = evaluate_selection(problem, cand, deadline=deadline, clock=clock)[1]
             longest = max(longest, clock() - t0)
             if value > current + 1e-12 * max(1.0, abs(current)):
                 sel, current, improved = cand, value, True
