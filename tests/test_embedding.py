@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qpmopt
+import qpmopt.search.pairs as pairs_module
 from qpmopt.matrices import similar_class_pairs
 from qpmopt.search.embedding import label_embedding
 from qpmopt.search.pairs import pair_assignment
@@ -98,10 +99,13 @@ def test_a_deadline_already_passed_gives_none():
 
 
 @pytest.mark.slow
-def test_a_component_value_driven_placement_cannot_meet_gets_a_structural_one():
+@pytest.mark.parametrize("frozen_clock", [False, True])
+def test_a_component_value_driven_placement_cannot_meet_gets_a_structural_one(frozen_clock):
     # The largest block of the imagenet preset's CHiQPM pair graph (95 classes, 172 pairs),
     # on 50 candidates all selected: placing classes by value and mending with conflict
     # moves leaves rules broken (the code before label_embedding returned None here).
+    # With a deadline on a frozen fake clock the embedding still runs: it counts that
+    # deadline on the caller's clock (on the real one it is long past).
     inst = qpmopt.instances.generate("imagenet", seed=1)
     graph = nx.Graph(similar_class_pairs(inst.A, 0.5))
     biggest = max(nx.connected_components(graph), key=len)
@@ -113,7 +117,9 @@ def test_a_component_value_driven_placement_cannot_meet_gets_a_structural_one():
     problem = qpmopt.Problem.from_arrays(inst.A[np.ix_(block, cols)], inst.R[np.ix_(cols, cols)], inst.B[cols],
                                          k=5, n_features=50, constraints=rules)
     selection = np.ones(50, dtype=bool)
-    W = pair_assignment(problem, selection, seed=0)
+    timing = {"deadline": 1.0, "clock": lambda: 0.0} if frozen_clock else {}
+    pairs_module._EMBEDDINGS.clear()  # found embeddings are remembered: this run must search
+    W = pair_assignment(problem, selection, seed=0, **timing)
     assert W is not None
     assert_feasible_by_hand(selection, W, 5, 50, True)
     assert_rules_hold_by_hand(selection, W, rules, 5)

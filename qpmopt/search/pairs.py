@@ -172,7 +172,7 @@ def _embed_components(state: _State, problem: Problem, components: np.ndarray, s
         inside = np.isin(state.pairs[:, 0], members)
         edges = local[state.pairs[inside]]
         labels = _cached_embedding(members.size, edges.tobytes(), m_sel - core, overlap, state.exact,
-                                   state.unique, seed, budget.deadline)
+                                   state.unique, seed, budget.deadline, budget.clock)
         if labels is None:
             continue
         # element e < core is in every member's set, element core + l is label l
@@ -196,14 +196,14 @@ _EMBEDDINGS: dict[tuple, np.ndarray] = {}
 
 
 def _cached_embedding(n_nodes: int, edges: bytes, n_labels: int, overlap: int, exact: bool, distinct: bool,
-                      seed: int, deadline: float | None) -> np.ndarray | None:
+                      seed: int, deadline: float | None, clock: Callable[[], float]) -> np.ndarray | None:
     """:func:`label_embedding` of two labels, remembered: it depends on the pair graph
     alone, and searches call the assignment for many selections.  Failures are not kept
     (a later call may have more time)."""
     key = (n_nodes, edges, n_labels, overlap, exact, distinct, seed)
     if key not in _EMBEDDINGS:
         found = label_embedding(n_nodes, np.frombuffer(edges, dtype=np.int64).reshape(-1, 2), n_labels, 2,
-                                overlap, exact=exact, distinct=distinct, seed=seed, deadline=deadline)
+                                overlap, exact=exact, distinct=distinct, seed=seed, deadline=deadline, clock=clock)
         if found is None:
             return None
         if len(_EMBEDDINGS) >= 16:
