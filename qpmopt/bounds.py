@@ -65,11 +65,12 @@ def lagrangian_upper_bound(
 
     bounds ``Z`` from above (the redundancy enters through ``m_f`` as in
     :func:`simple_upper_bound`; uniqueness is dropped, which only relaxes).  ``mu = 0`` gives
-    the simple bound and is always evaluated (whatever the deadline), so the result is never
-    above :func:`simple_upper_bound`; subgradient steps with Polyak's rule toward
-    ``incumbent`` (a known objective) lower it.  Returns the smallest ``L`` seen.
+    the simple bound, and the result is never above it.  The multipliers are found through one threshold per class (see
+    ``_per_class_lagrangian``): at its minimum the bound equals the relaxation's LP value.
+    Returns the smallest bound seen; it stops early once the bound proves ``incumbent`` (a
+    known objective), and ``iterations`` caps the evaluations of the bound.
 
-    ``deadline`` (a ``clock()`` value): no further iteration starts that the longest one so
+    ``deadline`` (a ``clock()`` value): no further evaluation starts that the longest one so
     far says would end after it.  ``floor``: a valid bound the caller already has (e.g.
     :func:`simple_upper_bound`); when given and the deadline has passed on entry, or
     ``iteration_seconds`` (the caller's estimate of one iteration) would take the first
@@ -84,18 +85,18 @@ def lagrangian_upper_bound(
         return floor
     stars = pair_stars(problem)
     if stars:
-        # The per-class method first (its sparse updates are cheap; its bound is valid
-        # here too), then the stars' from its multipliers: at the imagenet preset's size
-        # with CHiQPM's pairs the dense star method alone got few iterations in auto's
-        # share and ended above the per-class bound.
+        # The per-class method first (it reaches its LP value in few evaluations; its
+        # bound is valid here too), then the stars' from its multipliers: at the imagenet
+        # preset's size with CHiQPM's pairs the dense star method alone got few iterations
+        # in auto's share and ended above the per-class bound.
         start = clock()
         half = None if deadline is None else start + 0.5 * (deadline - start)
         first, mu = _per_class_lagrangian(problem, incumbent, max(1, iterations // 2), half, clock)
         best = min(first, _star_lagrangian(problem, stars, incumbent, max(1, iterations - iterations // 2),
                                            deadline, clock, mu))
-        return best if floor is None else min(best, floor)
-    best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock)
-    return best if floor is None else min(best, floor)
+        return min(best, simple_upper_bound(problem) if floor is None else floor)
+    best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock, want_mu=False)
+    return min(best, simple_upper_bound(problem) if floor is None else floor)
 
 
 def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: int = 300,
@@ -103,68 +104,109 @@ def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: in
                            clock: Callable[[], float] = time.perf_counter) -> tuple[float, np.ndarray]:
     """``(bound, mu)``: the smallest bound of :func:`lagrangian_upper_bound`'s per-class
     method (each class alone, shared pairs not seen; valid for every rule set) and its
-    multipliers of ``W <= s`` where the subgradient steps stopped, ``(n_c, n_f)``, non-negative.
+    multipliers of ``W <= s`` there, ``(n_c, n_f)``, non-negative.
 
     For warm starts: :func:`qpmopt.sdp_bound.sdp_upper_bound` takes ``mu`` as
-    ``start_mu``.  ``incumbent`` is a known objective (the step size aims at it).
+    ``start_mu``.  ``incumbent`` is a known objective (the bound stops once it proves it).
     """
     return _per_class_lagrangian(problem, incumbent, iterations, deadline, clock)
 
 
+#: Smoothing levels of the per-class Lagrangian bound's threshold dual, in units of the
+#: largest ``|A|``: coarse first (a smooth, easy function), then finer.  On cub-1 the
+#: levels end at 317.11, 316.79, 316.72, 316.70 and 316.696 against the LP value 316.693
+#: (about 630 evaluations in all).
+THRESHOLD_LEVELS = (0.01, 0.003, 0.001, 0.0003, 0.0001)
+
+#: Entries of ``A`` per block in the threshold dual's passes: its temporary arrays stay
+#: near 16 MB each at any size (at ImageNet-21k scale one dense pass would need gigabytes).
+_BLOCK_ENTRIES = 1 << 21
+
+
+class _OutOfTime(Exception):
+    pass
+
+
 def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, deadline: float | None,
-                          clock: Callable[[], float]) -> tuple[float, np.ndarray]:
-    """The subgradient loop of :func:`lagrangian_upper_bound`, each class alone; returns
-    the smallest bound seen and the last multipliers ``(n_c, n_f)``."""
-    A, B, k, n_sel = problem.A, problem.B, problem.k, problem.n_features
+                          clock: Callable[[], float], want_mu: bool = True) -> tuple[float, np.ndarray | None]:
+    """The per-class Lagrangian bound of :func:`lagrangian_upper_bound`: the smallest bound
+    seen and, with ``want_mu``, its multipliers ``(n_c, n_f)`` (``None`` otherwise).
+
+    For thresholds ``t`` ``(n_c,)``, the multipliers ``mu = max(A - t, 0)`` leave every
+    reduced value of class ``c`` at most ``t_c``, so
+
+        L(mu) <= U(t) = k * sum_c t_c + top_{n_sel}(base + sum_c max(A[c] - t_c, 0)),
+
+    with ``base = B - m / 2``.  The smallest ``U`` is the value of the relaxation's LP, which
+    is also the Lagrangian dual's optimum (given ``t``, these multipliers are optimal in the
+    LP's dual).  So the bound is minimised over ``n_c`` thresholds instead of ``n_c x n_f``
+    multipliers: L-BFGS on a smoothed ``U`` (softplus for ``max(., 0)``, the top-``n_sel``
+    sum as ``min_u n_sel * u + sum softplus``) over :data:`THRESHOLD_LEVELS`.  Subgradient
+    steps on the multipliers, used before, stopped far above it on cub-1 (328.2 after
+    2 929 steps, against 316.7 for this in a few seconds).  Every evaluation's exact ``U``
+    is a valid bound; the smallest is returned.  ``iterations`` caps the evaluations (two passes over ``A`` each);
+    ``deadline`` (a ``clock()`` value): none starts that the longest so far says would end
+    after it, except the first.  Stops once the bound proves ``incumbent``.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    A, k, n_sel = problem.A, problem.k, problem.n_features
     n_c, n_f = A.shape
-    base = B - 0.5 * _pair_floor(problem)
-    # mu changes only where the subgradient is non-zero: the selected columns and each
-    # class's top-k.  Both mu and A - mu are kept and updated there alone, rather than
-    # rebuilt as dense (n_c, n_f) arrays every iteration (at 20 000 x 2 048 that took
-    # seconds an iteration, mostly in allocation).
-    mu = np.zeros_like(A)
-    reduced = A.copy()
-    best = np.inf
-    theta = 1.0
-    stall = 0
-    rows = np.arange(n_c)[:, None]
-    where = np.full(n_f, -1, dtype=np.int64)  # column -> its position among the selected
-    longest = 0.0
-    for it in range(max(1, iterations)):
+    base = problem.B - 0.5 * _pair_floor(problem)
+    step = max(1, _BLOCK_ENTRIES // max(1, n_f))
+    blocks = [slice(r, min(r + step, n_c)) for r in range(0, n_c, step)]
+    scale = max(float(np.abs(A).max()), 1e-12)
+    goal = incumbent + 1e-9 * max(1.0, abs(incumbent))
+
+    def top_sum(values: np.ndarray, count: int) -> float:
+        return float(np.partition(values, values.size - count)[-count:].sum())
+
+    # start: each threshold between the class's k-th and (k+1)-th largest value
+    part = np.partition(A, (n_f - k - 1, n_f - k), axis=1) if k < n_f else np.sort(A, axis=1)
+    t0 = 0.5 * (part[:, n_f - k] + part[:, n_f - k - 1]) if k < n_f else part[:, 0] - 1.0
+    state = {"best": np.inf, "t": t0.copy(), "evaluations": 0, "longest": 0.0}
+
+    def over_thresholds(t: np.ndarray) -> np.ndarray:
+        return sum((np.maximum(A[b] - t[b, None], 0.0).sum(axis=0) for b in blocks), np.zeros(n_f))
+
+    def fun(x: np.ndarray, tau: float) -> tuple[float, np.ndarray]:
         started = clock()
-        if it > 0 and deadline is not None and started + longest > deadline:
-            break
-        top_w = np.argpartition(reduced, n_f - k, axis=1)[:, n_f - k:]  # (n_c, k), no negated copy
-        feat = base + mu.sum(axis=0)
-        top_s = np.argpartition(-feat, n_sel - 1)[:n_sel]
-        value = float(reduced[rows, top_w].sum()) + float(feat[top_s].sum())
-        if not np.isfinite(best) or value < best - 1e-12 * max(1.0, abs(best)):
-            best, stall = value, 0
-        else:
-            stall += 1
-            if stall >= 10:  # halve the step when the bound stops improving
-                theta, stall = theta / 2, 0
-        # subgradient of L: s_f - W[c, f]: +1 on the selected columns, -1 on each class's
-        # top-k, 0 where both
-        where[top_s] = np.arange(n_sel)
-        pos = where[top_w]  # (n_c, k): the top-k member's selected position, or -1
-        where[top_s] = -1
-        both = pos >= 0
-        norm = float(n_c * n_sel + n_c * k - 2 * int(both.sum()))
-        if norm == 0 or value - incumbent <= 1e-9 * max(1.0, abs(incumbent)):
-            break
-        step = theta * (value - incumbent) / norm
-        cols = mu[:, top_s]
-        new = np.maximum(0.0, cols - step)
-        r_both = np.broadcast_to(rows, pos.shape)[both]
-        new[r_both, pos[both]] = cols[r_both, pos[both]]  # g = 0 there
-        mu[:, top_s] = new
-        reduced[:, top_s] = A[:, top_s] - new
-        r_only, c_only = np.broadcast_to(rows, pos.shape)[~both], top_w[~both]
-        mu[r_only, c_only] += step
-        reduced[r_only, c_only] = A[r_only, c_only] - mu[r_only, c_only]
-        longest = max(longest, clock() - started)
-    return best, mu
+        if state["evaluations"] and (state["evaluations"] >= iterations or state["best"] <= goal or (
+                deadline is not None and started + state["longest"] > deadline)):
+            raise _OutOfTime
+        t, u = x[:n_c], float(x[n_c])
+        soft, hard = np.zeros(n_f), np.zeros(n_f)
+        for b in blocks:
+            over = A[b] - t[b, None]
+            soft += tau * np.logaddexp(0.0, over / tau).sum(axis=0)
+            hard += np.maximum(over, 0.0).sum(axis=0)
+        exact = k * float(t.sum()) + top_sum(base + hard, n_sel)
+        if exact < state["best"]:
+            state["best"], state["t"] = exact, t.copy()
+        q = base + soft
+        weight = expit((q - u) / tau)
+        value = k * float(t.sum()) + n_sel * u + tau * float(np.logaddexp(0.0, (q - u) / tau).sum())
+        grad = np.empty(n_c + 1)
+        for b in blocks:
+            grad[b] = k - (expit((A[b] - t[b, None]) / tau) * weight).sum(axis=1)
+        grad[n_c] = n_sel - float(weight.sum())
+        state["evaluations"] += 1
+        state["longest"] = max(state["longest"], clock() - started)
+        return value, grad
+
+    x = np.append(t0, np.partition(base + over_thresholds(t0), n_f - n_sel)[n_f - n_sel])
+    try:
+        for i, level in enumerate(THRESHOLD_LEVELS):
+            # each level may use its share of the evaluations left
+            share = max(1, (iterations - state["evaluations"]) // (len(THRESHOLD_LEVELS) - i))
+            res = minimize(fun, x, args=(level * scale,), jac=True, method="L-BFGS-B",
+                           options={"maxfun": share, "maxcor": 20})
+            x = res.x
+    except _OutOfTime:
+        pass
+    mu = np.maximum(A - state["t"][:, None], 0.0) if want_mu else None
+    return state["best"], mu
 
 
 def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
