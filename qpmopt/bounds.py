@@ -302,8 +302,8 @@ def _star_lagrangian(problem: Problem, stars: list[tuple[int, np.ndarray]], incu
         in_star[leaves] = True
     alone = np.flatnonzero(~in_star)
     mu = np.zeros_like(A) if mu is None else mu.copy()
-    # As in the per-class method, mu changes only where the subgradient is non-zero (the
-    # selected columns and the entries the bound counted): those are updated alone.
+    # mu changes only where the subgradient is non-zero (the selected columns and the
+    # entries the bound counted): those are updated alone.
     reduced = A - mu
     col_sum = mu.sum(axis=0)
     where = np.full(n_f, -1, dtype=np.int64)  # column -> its position among the selected

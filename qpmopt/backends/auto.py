@@ -141,9 +141,10 @@ class AutoBackend(Backend):
         else:  # without a limit it runs its fixed schedule
             sdp_time = 0.0
             use_sdp = sdp_wanted(problem, options.sdp_bound, None)
-        # The simple bound is one top-k pass, a Lagrangian iteration about four of them (with
-        # its updates): measured, it sizes the time kept for the bound and says whether a
-        # first iteration fits (at ImageNet-21k scale an iteration takes seconds).
+        # The simple bound is one top-k pass over A and one over R; the Lagrangian bound's
+        # first evaluation (with its set-up) took 1.2 to 5.5 times as long from cub to
+        # imagenet21k size, its later ones 0.1 to 2.5 times: measured, it sizes the time
+        # kept for the bound and, four times over, says whether a first evaluation fits.
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
@@ -178,9 +179,9 @@ class AutoBackend(Backend):
         value = objective_terms(problem, raw.selection, raw.assignment).total
         # With the SDP bound to follow: its own share, the rest is the SDP's.  Without: all
         # that is left, since the annealer often returns before its share ends (it keeps a
-        # reserve for its last assignments: on cub-1 about 8 s of 60 unused), and on cub-1
-        # the subgradient method needs about twice the share to converge
-        # (benchmarks/results/auto_bound.json).
+        # reserve for its last assignments: on cub-1 about 8 s of 60 unused); on the
+        # imagenet preset the bound needs about ten times the share to converge, on cub-1
+        # about twice (benchmarks/results/auto_bound.json).
         if not timed:
             deadline = None
         elif use_sdp:
@@ -205,8 +206,8 @@ class AutoBackend(Backend):
 
 def lagrangian_share(time_limit: float, pass_seconds: float) -> float:
     """Seconds of ``time_limit`` that ``auto`` keeps for its Lagrangian bound after the
-    annealer, given the time of one simple-bound pass (``pass_seconds``, about a quarter of
-    a subgradient iteration): 5% of the limit, at most 3 s, but at least eight passes.
+    annealer, given the time of one simple-bound pass (``pass_seconds``, about one
+    evaluation of the bound): 5% of the limit, at most 3 s, but at least eight passes.
     Without the semidefinite bound to follow, the bound may also use what the annealer
     leaves unused (benchmarks/auto_bound.py measures both)."""
     return max(min(3.0, 0.05 * time_limit), 8.0 * pass_seconds)
