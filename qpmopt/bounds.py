@@ -156,15 +156,20 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
     base = problem.B - 0.5 * _pair_floor(problem)
     step = max(1, _BLOCK_ENTRIES // max(1, n_f))
     blocks = [slice(r, min(r + step, n_c)) for r in range(0, n_c, step)]
-    scale = max(float(np.abs(A).max()), 1e-12)
+    scale = max(max(float(max(A[b].max(), -A[b].min())) for b in blocks), 1e-12)
     goal = incumbent + 1e-9 * max(1.0, abs(incumbent))
 
     def top_sum(values: np.ndarray, count: int) -> float:
         return float(np.partition(values, values.size - count)[-count:].sum())
 
     # start: each threshold between the class's k-th and (k+1)-th largest value
-    part = np.partition(A, (n_f - k - 1, n_f - k), axis=1) if k < n_f else np.sort(A, axis=1)
-    t0 = 0.5 * (part[:, n_f - k] + part[:, n_f - k - 1]) if k < n_f else part[:, 0] - 1.0
+    t0 = np.empty(n_c)
+    for b in blocks:
+        if k < n_f:
+            part = np.partition(A[b], (n_f - k - 1, n_f - k), axis=1)
+            t0[b] = 0.5 * (part[:, n_f - k] + part[:, n_f - k - 1])
+        else:
+            t0[b] = A[b].min(axis=1) - 1.0
     state = {"best": np.inf, "t": t0.copy(), "evaluations": 0, "longest": 0.0}
 
     def over_thresholds(t: np.ndarray) -> np.ndarray:

@@ -142,9 +142,9 @@ class AutoBackend(Backend):
             sdp_time = 0.0
             use_sdp = sdp_wanted(problem, options.sdp_bound, None)
         # The simple bound is one top-k pass over A and one over R; the Lagrangian bound's
-        # first evaluation (with its set-up) took 1.2 to 5.5 times as long from cub to
+        # first evaluation (with its set-up) took 1.2 to 5 times as long from cub to
         # imagenet21k size, its later ones 0.1 to 2.5 times: measured, it sizes the time
-        # kept for the bound and, four times over, says whether a first evaluation fits.
+        # kept for the bound and, six times over, says whether a first evaluation fits.
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
@@ -190,7 +190,7 @@ class AutoBackend(Backend):
             deadline = config.deadline()
         raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
                                            deadline=deadline, clock=config.clock, floor=floor,
-                                           iteration_seconds=4.0 * iteration_seconds if timed else None)
+                                           iteration_seconds=6.0 * iteration_seconds if timed else None)
         progress = config.progress(self.name)
         progress.note(f"answer {value:.8g}; Lagrangian bound {raw.bound:.8g}"
                       + (f"; semidefinite bound next ({sdp_time:.0f} s)" if use_sdp and timed else ""))
