@@ -113,9 +113,9 @@ def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: in
 
 
 #: Smoothing levels of the per-class Lagrangian bound's threshold dual, in units of the
-#: largest ``|A|``: coarse first (a smooth, easy function), then finer.  On cub-1 the
-#: levels end at 317.11, 316.79, 316.72, 316.70 and 316.696 against the LP value 316.693
-#: (about 630 evaluations in all).
+#: largest ``|A|``: coarse first (a smooth, easy function), then finer.  On cub-1 the last
+#: ends at 316.696 (benchmarks/results/auto_bound.json), against the LP value 316.693
+#: (HiGHS on the LP).
 THRESHOLD_LEVELS = (0.01, 0.003, 0.001, 0.0003, 0.0001)
 
 #: Entries of ``A`` per block in the threshold dual's passes: its temporary arrays stay
@@ -123,8 +123,9 @@ THRESHOLD_LEVELS = (0.01, 0.003, 0.001, 0.0003, 0.0001)
 _BLOCK_ENTRIES = 1 << 21
 
 
-class _OutOfTime(Exception):
-    pass
+class _Stop(Exception):
+    """Ends the threshold dual's optimisation: out of evaluations or time, or the
+    incumbent proven."""
 
 
 def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, deadline: float | None,
@@ -143,10 +144,10 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
     multipliers: L-BFGS on a smoothed ``U`` (softplus for ``max(., 0)``, the top-``n_sel``
     sum as ``min_u n_sel * u + sum softplus``) over :data:`THRESHOLD_LEVELS`.  Subgradient
     steps on the multipliers, used before, stopped far above it on cub-1 (328.2 after
-    2 929 steps, against 316.7 for this in a few seconds).  Every evaluation's exact ``U``
-    is a valid bound; the smallest is returned.  ``iterations`` caps the evaluations (two passes over ``A`` each);
-    ``deadline`` (a ``clock()`` value): none starts that the longest so far says would end
-    after it, except the first.  Stops once the bound proves ``incumbent``.
+    2 929 steps, against 316.7 for this).  Every evaluation's exact ``U`` is a valid bound;
+    the smallest is returned.  ``iterations`` caps the evaluations (two passes over ``A``
+    each); ``deadline`` (a ``clock()`` value): none starts that the longest so far says
+    would end after it, except the first.  Stops once the bound proves ``incumbent``.
     """
     from scipy.optimize import minimize
     from scipy.special import expit
@@ -179,7 +180,7 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
         started = clock()
         if state["evaluations"] and (state["evaluations"] >= iterations or state["best"] <= goal or (
                 deadline is not None and started + state["longest"] > deadline)):
-            raise _OutOfTime
+            raise _Stop
         t, u = x[:n_c], float(x[n_c])
         soft, hard = np.zeros(n_f), np.zeros(n_f)
         for b in blocks:
@@ -208,7 +209,7 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
             res = minimize(fun, x, args=(level * scale,), jac=True, method="L-BFGS-B",
                            options={"maxfun": share, "maxcor": 20})
             x = res.x
-    except _OutOfTime:
+    except _Stop:
         pass
     mu = np.maximum(A - state["t"][:, None], 0.0) if want_mu else None
     return state["best"], mu
