@@ -88,11 +88,11 @@ def _lp_value(problem) -> float:
     import scipy.sparse as sp
     from scipy.optimize import linprog
 
-    from qpmopt.bounds import _pair_floor
-
     A, k, n_sel = problem.A, problem.k, problem.n_features
     n_c, n_f = A.shape
-    cost = -np.concatenate([A.ravel(), problem.B - 0.5 * _pair_floor(problem)])
+    # m_i: the n_sel - 1 smallest off-diagonal entries of R's row i, summed
+    floor = np.sort(problem.R + np.diag(np.full(n_f, np.inf)), axis=1)[:, : n_sel - 1].sum(axis=1)
+    cost = -np.concatenate([A.ravel(), problem.B - 0.5 * floor])
     cells = np.arange(n_c * n_f)
     below = sp.hstack([sp.identity(n_c * n_f), -sp.csr_matrix((np.ones(n_c * n_f), (cells, cells % n_f)),
                                                                shape=(n_c * n_f, n_f))])
