@@ -60,6 +60,10 @@ Writes results/bound_directions.json with these parts (``--parts`` picks some):
   solver at its root.
 - ``facility_part``: medium-1 with ``R = 0`` solved by HiGHS (300 s limit): the classes'
   part alone.
+- ``hybrid_sdp``: cub-1 with the semidefinite lifting on the 300 features the Lagrangian
+  bound values most, the other features linear and their pairs dropped (valid for
+  ``R >= 0``), next to the plain semidefinite bound of the problem restricted to those
+  features.
 - ``cub_star``: cub-1 with CHiQPM's pairs (``similar_class_pairs(A, 0.5)``): the star
   that ``bounds.pair_stars`` finds, its classes' share of the unconstrained and the
   constrained answers, the star's bound by positive parts, the best hub set found by
@@ -86,7 +90,7 @@ from scipy.special import expit
 import qpmopt
 import qpmopt.branch_bound as bb
 from qpmopt.bench import provenance
-from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, pair_stars
+from qpmopt.bounds import _pair_floor, lagrangian_iterations, lagrangian_multipliers, lagrangian_upper_bound, pair_stars
 from qpmopt.io import write_json
 from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _Layout, _scaled_dual, sdp_upper_bound
 from qpmopt.search import evaluate_selection
@@ -710,6 +714,171 @@ def facility_part(time_limit: float, seed: int) -> dict:
     return out
 
 
+class _HybridDual:
+    """The semidefinite relaxation with ``X ~ s s^T`` lifted on a feature subset ``F``
+    only: pairs with a feature outside ``F`` are dropped from ``Z_R`` (valid where those
+    ``R`` entries are non-negative), ``W`` ranges over every feature, and the features
+    outside ``F`` enter linearly (``0 <= s_g <= 1``).  With ``|S & F| <= n_sel``:
+    ``trace M <= 1 + n_sel`` and ``X 1 <= n_sel s_F``, so for any multipliers
+
+        g = gamma n_sel - delta + sum_c top_k(A[c] - mu[c]) + sum_{g not in F} max(B_g
+            + sum_c mu[c, g] - gamma, 0) + (1 + n_sel) max(lambda_max(C), 0)
+
+    bounds the problem.  Arrays are scaled by the largest ``|A|``."""
+
+    def __init__(self, A, R, B, k: int, n_sel: int, F: np.ndarray) -> None:
+        self.scale = max(float(np.abs(A).max()), 1e-12)
+        self.A, self.B, self.k, self.n = A / self.scale, B / self.scale, k, n_sel
+        self.F = np.asarray(F)
+        self.O = np.setdiff1d(np.arange(A.shape[1]), self.F)
+        self.R_F = R[np.ix_(self.F, self.F)] / self.scale
+        m = self.F.size
+        self.iu = np.triu_indices(m, 1)
+        sizes = {"mu": A.size, "t": A.shape[0], "alpha": m, "beta": m, "gamma": 1, "delta": 1, "N": self.iu[0].size}
+        self.slices, start = {}, 0
+        for name, size in sizes.items():
+            self.slices[name] = slice(start, start + size)
+            start += size
+        self.size = start
+
+    def bounds(self) -> Bounds:
+        lb = np.full(self.size, -np.inf)
+        for name in ("mu", "beta", "N"):
+            lb[self.slices[name]] = 0.0
+        return Bounds(lb, np.full(self.size, np.inf))
+
+    def _parts(self, y: np.ndarray) -> dict:
+        p = {name: y[sl] for name, sl in self.slices.items()}
+        p["mu"] = p["mu"].reshape(self.A.shape)
+        return p
+
+    def _matrix(self, p: dict, col_mu: np.ndarray) -> np.ndarray:
+        m, n = self.F.size, self.n
+        C = np.empty((m + 1, m + 1))
+        X = C[1:, 1:]
+        X[:] = -0.5 * self.R_F - 0.5 * (p["beta"][:, None] + p["beta"][None, :])
+        X[self.iu] += p["N"]
+        X[(self.iu[1], self.iu[0])] += p["N"]
+        X[np.diag_indices(m)] += p["alpha"]
+        lin = self.B[self.F] + col_mu[self.F] - p["alpha"] + n * p["beta"] - p["gamma"][0]
+        C[0, 1:] = C[1:, 0] = 0.5 * lin
+        C[0, 0] = p["delta"][0]
+        return C
+
+    def exact(self, y: np.ndarray) -> float:
+        """The certified bound at ``y`` (unscaled, with a floating-point margin)."""
+        p, k, n = self._parts(y), self.k, self.n
+        reduced = self.A - p["mu"]
+        w_part = float(np.partition(reduced, reduced.shape[1] - k, axis=1)[:, -k:].sum())
+        col_mu = p["mu"].sum(axis=0)
+        outside = float(np.maximum(self.B[self.O] + col_mu[self.O] - p["gamma"][0], 0.0).sum())
+        C = self._matrix(p, col_mu)
+        lam = float(np.linalg.eigvalsh(C)[-1])
+        value = p["gamma"][0] * n - p["delta"][0] + w_part + outside + (1 + n) * max(lam, 0.0)
+        return self.scale * (value + 1e-10 * ((1 + n) * float(np.linalg.norm(C)) + abs(value) + 1.0))
+
+    def smooth(self, y: np.ndarray, tau: float) -> tuple[float, np.ndarray]:
+        """Softplus for the maxima, log-sum-exp (with a zero term) for the eigenvalue."""
+        p, k, n = self._parts(y), self.k, self.n
+        z = (self.A - p["mu"] - p["t"][:, None]) / tau
+        sig = expit(z)
+        value = k * float(p["t"].sum()) + tau * float(np.logaddexp(0.0, z).sum())
+        col_mu = p["mu"].sum(axis=0)
+        z_out = (self.B[self.O] + col_mu[self.O] - p["gamma"][0]) / tau
+        sig_out = expit(z_out)
+        value += tau * float(np.logaddexp(0.0, z_out).sum())
+        g_col = np.zeros(self.A.shape[1])
+        g_col[self.O] = sig_out
+        C = self._matrix(p, col_mu)
+        lam, V = np.linalg.eigh(C)
+        top = max(float(lam[-1]), 0.0)
+        weights = np.exp((lam - top) / tau)
+        total = float(weights.sum()) + float(np.exp(-top / tau))
+        value += (1 + n) * (top + tau * np.log(total)) + p["gamma"][0] * n - p["delta"][0]
+        G = (V * ((1 + n) * weights / total)) @ V.T
+        G0 = G[0, 1:]
+        g_col[self.F] += G0
+        grad = np.empty(self.size)
+        grad[self.slices["mu"]] = (g_col[None, :] - sig).ravel()
+        grad[self.slices["t"]] = k - sig.sum(axis=1)
+        grad[self.slices["alpha"]] = np.diag(G)[1:] - G0
+        grad[self.slices["beta"]] = -G[1:, 1:].sum(axis=1) + n * G0
+        grad[self.slices["gamma"]] = n - float(sig_out.sum()) - float(G0.sum())
+        grad[self.slices["delta"]] = G[0, 0] - 1.0
+        grad[self.slices["N"]] = 2.0 * G[1:, 1:][self.iu]
+        return value, grad
+
+
+def _hybrid_bound(dual: _HybridDual, start_mu: np.ndarray, levels: tuple[float, ...], iterations: int,
+                  quiet: bool = False) -> dict:
+    y = np.zeros(dual.size)
+    y[dual.slices["mu"]] = (start_mu / dual.scale).ravel()
+    reduced = dual.A - start_mu / dual.scale
+    y[dual.slices["t"]] = np.sort(reduced, axis=1)[:, -dual.k]
+    best, trace, count = dual.exact(y), [], [0]
+    t0 = time.perf_counter()
+
+    def fun(v, tau):
+        count[0] += 1
+        return dual.smooth(v, tau)
+
+    for tau in levels:
+        res = minimize(fun, y, args=(tau,), jac=True, method="L-BFGS-B", bounds=dual.bounds(),
+                       options={"maxiter": iterations, "maxcor": 10})
+        y = res.x
+        best = min(best, dual.exact(y))
+        trace.append({"level": tau, "bound": best, "evaluations": count[0], "seconds": time.perf_counter() - t0})
+        if not quiet:
+            print("  hybrid level", trace[-1], flush=True)
+    return {"bound": best, "levels": trace}
+
+
+def hybrid_sdp(name: str, subset: int, iterations: int, seed: int) -> dict:
+    """``cub-1`` (or ``name``) with the semidefinite lifting on the ``subset`` features
+    the Lagrangian bound values most (its reduced per-feature values at the threshold
+    dual's multipliers), started from those multipliers; next to it, the plain
+    semidefinite bound of the problem restricted to those features (not a bound of the
+    full problem: a floor for what the hybrid can reach) and the annealer's answers on
+    both."""
+    # first the bound against exhaustive search on tiny instances (uniqueness off, which the
+    # relaxation drops): it must never be below the optimum, whatever the subset
+    rng = np.random.default_rng(seed)
+    slack = np.inf
+    for _ in range(20):
+        A, R = rng.uniform(-0.2, 1.0, size=(4, 8)), rng.uniform(0.0, 0.6, size=(8, 8))
+        R = (R + R.T) / 2
+        np.fill_diagonal(R, 0.0)
+        B = rng.uniform(-0.3, 0.3, size=8)
+        truth = qpmopt.solve_assignment(A, R, B, 2, n_features=4, unique=False, backend="bruteforce").objective
+        F = np.sort(rng.choice(8, int(rng.integers(2, 9)), replace=False))
+        tiny = _hybrid_bound(_HybridDual(A, R, B, 2, 4, F), np.zeros_like(A), (0.03, 0.01, 0.003), 200, quiet=True)
+        slack = min(slack, tiny["bound"] - truth)
+    assert slack >= -1e-9, slack
+    p = _problem(name)
+    assert (p.R >= 0).all(), "the hybrid drops pairs outside the subset: valid for R >= 0"
+    lag, mu = lagrangian_multipliers(p, -1e9, iterations=3000)
+    value = p.B - 0.5 * _pair_floor(p) + mu.sum(axis=0)
+    F = np.sort(np.argsort(-value, kind="stable")[:subset])
+    full = qpmopt.solve_assignment(p.A, p.R, p.B, p.k, n_features=p.n_features, backend="anneal",
+                                   time_limit=20, seed=seed)
+    sub = qpmopt.Problem.from_arrays(p.A[:, F], p.R[np.ix_(F, F)], p.B[F], k=p.k, n_features=p.n_features)
+    sub_answer = qpmopt.solve_assignment(sub.A, sub.R, sub.B, sub.k, n_features=sub.n_features, backend="anneal",
+                                         time_limit=20, seed=seed)
+    t0 = time.perf_counter()
+    restricted = sdp_upper_bound(sub, start_mu=mu[:, F])
+    restricted_seconds = time.perf_counter() - t0
+    with single_threaded_blas():
+        hybrid = _hybrid_bound(_HybridDual(p.A, p.R, p.B, p.k, p.n_features, F), mu,
+                               (0.03, 0.01, 0.003, 0.001), iterations)
+    out = {"tiny_instances_smallest_slack": slack, "subset": subset, "lagrangian": lag, "anneal": full.objective,
+           "anneal_features_in_subset": int(np.isin(full.features, F).sum()),
+           "restricted_anneal": sub_answer.objective, "restricted_sdp": restricted.value,
+           "restricted_sdp_seconds": restricted_seconds, "iterations_per_level": iterations, "hybrid": hybrid,
+           "best_known": reference.REFERENCE[name][2], "target_5pct": reference.REFERENCE[name][2] * 1.05}
+    print(name, out, flush=True)
+    return out
+
+
 def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
     A, R, B = reference.load("cub-1")
     rules = qpmopt.Constraints(shared_pairs=qpmopt.matrices.similar_class_pairs(A, 0.5))
@@ -760,7 +929,7 @@ def cub_star(time_limit: float, seed: int, enumerate_top: int) -> dict:
 
 PARTS = ("gap_sources", "triangle_cuts", "clique_cuts", "class_pair_cuts", "upper_pair_cuts", "coselection_cuts",
          "coselection_sets", "redundancy_alone", "best_first", "long_branching", "fixing_by_bound",
-         "convex_reformulation_root", "facility_part", "cub_star")
+         "convex_reformulation_root", "facility_part", "hybrid_sdp", "cub_star")
 #: Parts that need a package qpmopt does not depend on: run only when named.
 OPTIONAL_PARTS = ("relaxation_value",)
 
@@ -774,6 +943,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=8, help="coselection_cuts' and coselection_sets' rounds")
     ap.add_argument("--set-iterations", type=int, default=800,
                     help="coselection_sets' L-BFGS iterations per smoothing level in each round")
+    ap.add_argument("--hybrid-iterations", type=int, default=400,
+                    help="hybrid_sdp's L-BFGS iterations per smoothing level")
     ap.add_argument("--parts", nargs="+", choices=PARTS + OPTIONAL_PARTS, default=list(PARTS),
                     help="which parts to run (each is written under its name)")
     args = ap.parse_args()
@@ -810,6 +981,8 @@ def main() -> int:
             data[part] = convex_reformulation_root(50.0)
         elif part == "facility_part":
             data[part] = facility_part(300.0, args.seed)
+        elif part == "hybrid_sdp":
+            data[part] = hybrid_sdp("cub-1", 300, args.hybrid_iterations, args.seed)
         else:
             data[part] = cub_star(args.time_limit, args.seed, enumerate_top=45)
     write_json(args.out, data, force=True)
