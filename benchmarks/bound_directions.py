@@ -2,9 +2,12 @@
 where the remaining gaps come from, so that the next attempt starts from numbers.
 
     python benchmarks/bound_directions.py          (about 27 minutes on 2 cores, about 10
-                                                   more for coselection_sets and 5 more for
+                                                   more for coselection_sets, 5 more for
                                                    the three parts of
-                                                   results/bound_directions-fixing.json)
+                                                   results/bound_directions-fixing.json and
+                                                   3 more for hybrid_sdp; 5 with
+                                                   --hybrid-iterations 1000, as in
+                                                   results/bound_directions-hybrid.json)
 
 Writes results/bound_directions.json with these parts (``--parts`` picks some):
 
