@@ -65,8 +65,9 @@ def lagrangian_upper_bound(
 
     bounds ``Z`` from above (the redundancy enters through ``m_f`` as in
     :func:`simple_upper_bound`; uniqueness is dropped, which only relaxes).  ``mu = 0`` gives
-    the simple bound, and the result is never above it.  The multipliers are found through one threshold per class (see
-    ``_per_class_lagrangian``): at its minimum the bound equals the relaxation's LP value.
+    the simple bound and is always evaluated, so the result is never above it.  The
+    multipliers are found through one threshold per class (see ``_per_class_lagrangian``):
+    at its minimum the bound equals the relaxation's LP value.
     Returns the smallest bound seen; it stops early once the bound proves ``incumbent`` (a
     known objective), and ``iterations`` caps the evaluations of the bound.
 
@@ -94,9 +95,9 @@ def lagrangian_upper_bound(
         first, mu = _per_class_lagrangian(problem, incumbent, max(1, iterations // 2), half, clock)
         best = min(first, _star_lagrangian(problem, stars, incumbent, max(1, iterations - iterations // 2),
                                            deadline, clock, mu))
-        return min(best, simple_upper_bound(problem) if floor is None else floor)
+        return best if floor is None else min(best, floor)
     best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock, want_mu=False)
-    return min(best, simple_upper_bound(problem) if floor is None else floor)
+    return best if floor is None else min(best, floor)
 
 
 def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: int = 300,
@@ -144,8 +145,9 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
     multipliers: L-BFGS on a smoothed ``U`` (softplus for ``max(., 0)``, the top-``n_sel``
     sum as ``min_u n_sel * u + sum softplus``) over :data:`THRESHOLD_LEVELS`.  Subgradient
     steps on the multipliers, used before, stopped far above it on cub-1 (328.2 after
-    2 929 steps, against 316.7 for this).  Every evaluation's exact ``U`` is a valid bound;
-    the smallest is returned.  ``iterations`` caps the evaluations (two passes over ``A``
+    2 929 steps, against 316.7 for this).  Every evaluation's exact ``U`` is a valid bound,
+    and so is ``L(0)``, the simple bound (from the same pass over ``A`` that places the
+    first thresholds); the smallest is returned, with ``mu = 0`` where ``L(0)`` is it.  ``iterations`` caps the evaluations (two passes over ``A``
     each); ``deadline`` (a ``clock()`` value): none starts that the longest so far says
     would end after it, except the first.  Stops once the bound proves ``incumbent``.
     """
@@ -163,15 +165,20 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
     def top_sum(values: np.ndarray, count: int) -> float:
         return float(np.partition(values, values.size - count)[-count:].sum())
 
-    # start: each threshold between the class's k-th and (k+1)-th largest value
+    # start: each threshold between the class's k-th and (k+1)-th largest value; the same
+    # pass gives each class's top-k sum, so L(0) (the simple bound) comes with it
     t0 = np.empty(n_c)
+    top_k_total = 0.0
     for b in blocks:
         if k < n_f:
             part = np.partition(A[b], (n_f - k - 1, n_f - k), axis=1)
             t0[b] = 0.5 * (part[:, n_f - k] + part[:, n_f - k - 1])
+            top_k_total += float(part[:, n_f - k:].sum())
         else:
             t0[b] = A[b].min(axis=1) - 1.0
-    state = {"best": np.inf, "t": t0.copy(), "evaluations": 0, "longest": 0.0}
+            top_k_total += float(A[b].sum())
+    # "t": the thresholds of the best bound so far; None while it is L(0)
+    state = {"best": top_k_total + top_sum(base, n_sel), "t": None, "evaluations": 0, "longest": 0.0}
 
     def over_thresholds(t: np.ndarray) -> np.ndarray:
         return sum((np.maximum(A[b] - t[b, None], 0.0).sum(axis=0) for b in blocks), np.zeros(n_f))
@@ -211,8 +218,9 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
             x = res.x
     except _Stop:
         pass
-    mu = np.maximum(A - state["t"][:, None], 0.0) if want_mu else None
-    return state["best"], mu
+    if not want_mu:
+        return state["best"], None
+    return state["best"], np.zeros_like(A) if state["t"] is None else np.maximum(A - state["t"][:, None], 0.0)
 
 
 def pair_stars(problem: Problem) -> list[tuple[int, np.ndarray]]:
