@@ -141,10 +141,10 @@ class AutoBackend(Backend):
         else:  # without a limit it runs its fixed schedule
             sdp_time = 0.0
             use_sdp = sdp_wanted(problem, options.sdp_bound, None)
-        # The simple bound is one top-k pass over A and one over R; the Lagrangian bound's
-        # first evaluation (with its set-up) took 1.2 to 5 times as long from cub to
-        # imagenet21k size, its later ones 0.1 to 2.5 times: measured, it sizes the time
-        # kept for the bound and, six times over, says whether a first evaluation fits.
+        # The simple bound is one top-k pass over A and one over R.  Measured here, it
+        # sizes the time kept for the bound and, six times over, says whether the Lagrangian
+        # bound's first evaluation fits: that one comes with its set-up, a few such passes at
+        # the largest sizes (at ImageNet-21k scale, seconds).
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
@@ -206,8 +206,8 @@ class AutoBackend(Backend):
 
 def lagrangian_share(time_limit: float, pass_seconds: float) -> float:
     """Seconds of ``time_limit`` that ``auto`` keeps for its Lagrangian bound after the
-    annealer, given the time of one simple-bound pass (``pass_seconds``, about one
-    evaluation of the bound): 5% of the limit, at most 3 s, but at least eight passes.
+    annealer, given the time of one simple-bound pass (``pass_seconds``, a top-k pass over
+    ``A`` and one over ``R``): 5% of the limit, at most 3 s, but at least eight passes.
     Without the semidefinite bound to follow, the bound may also use what the annealer
     leaves unused (benchmarks/auto_bound.py measures both)."""
     return max(min(3.0, 0.05 * time_limit), 8.0 * pass_seconds)
