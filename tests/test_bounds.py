@@ -78,6 +78,10 @@ def test_lagrangian_out_of_time_still_gives_a_bound_no_worse_than_the_simple_one
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
     late = lagrangian_upper_bound(p, 0.0, iterations=100, deadline=time.perf_counter() - 1.0)
     assert oracle(A, R, B, 2, 4, True) - 1e-9 <= late <= simple_upper_bound(p) + 1e-12
+    # past the deadline only the first evaluation runs: the bound of one evaluation, above
+    # what the full run reaches
+    assert late == pytest.approx(lagrangian_upper_bound(p, 0.0, iterations=1), rel=1e-12)
+    assert lagrangian_upper_bound(p, 0.0, iterations=100) < late - 1e-6
 
 
 def _lp_value(problem) -> float:
