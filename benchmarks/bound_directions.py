@@ -98,6 +98,7 @@ from qpmopt.io import write_json
 from qpmopt.sdp_bound import DEFAULT_SCHEDULE, _Dual, _Layout, _scaled_dual, sdp_upper_bound
 from qpmopt.search import evaluate_selection
 from qpmopt.solution import bound_within_gap
+from qpmopt.testing import random_problem
 from qpmopt.threads import single_threaded_blas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -847,14 +848,12 @@ def hybrid_sdp(name: str, subset: int, iterations: int, seed: int) -> dict:
     # relaxation drops): it must never be below the optimum, whatever the subset
     rng = np.random.default_rng(seed)
     slack = np.inf
-    for _ in range(20):
-        A, R = rng.uniform(-0.2, 1.0, size=(4, 8)), rng.uniform(0.0, 0.6, size=(8, 8))
-        R = (R + R.T) / 2
-        np.fill_diagonal(R, 0.0)
-        B = rng.uniform(-0.3, 0.3, size=8)
-        truth = qpmopt.solve_assignment(A, R, B, 2, n_features=4, unique=False, backend="bruteforce").objective
+    for i in range(20):
+        q = random_problem(seed + i, n_c=4, n_f=8, n_sel=4, k=2, unique=False, negative_r=False)
+        truth = qpmopt.solve_problem(q, backend="bruteforce").objective
         F = np.sort(rng.choice(8, int(rng.integers(2, 9)), replace=False))
-        tiny = _hybrid_bound(_HybridDual(A, R, B, 2, 4, F), np.zeros_like(A), (0.03, 0.01, 0.003), 200, quiet=True)
+        tiny = _hybrid_bound(_HybridDual(q.A, q.R, q.B, 2, 4, F), np.zeros_like(q.A), (0.03, 0.01, 0.003), 200,
+                             quiet=True)
         slack = min(slack, tiny["bound"] - truth)
     assert slack >= -1e-9, slack
     p = _problem(name)
