@@ -201,6 +201,8 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
         weight = expit((q - u) / tau)
         value = k * float(t.sum()) + n_sel * u + tau * float(np.logaddexp(0.0, (q - u) / tau).sum())
         grad = np.empty(n_c + 1)
+        # a second pass: the weights need every block's part of q first, and keeping the
+        # first pass's sigmoids would take an (n_c, n_f) array, which the blocks avoid
         for b in blocks:
             grad[b] = k - (expit((A[b] - t[b, None]) / tau) * weight).sum(axis=1)
         grad[n_c] = n_sel - float(weight.sum())
