@@ -42,8 +42,10 @@ def _pair_floor(problem: Problem) -> np.ndarray:
 
 
 def lagrangian_iterations(problem: Problem) -> int:
-    """Subgradient iterations callers give the Lagrangian bound: 3 000 up to CUB scale,
-    fewer above so that the work (``O(n_c n_f)`` per iteration) stays about constant."""
+    """Iterations callers give the Lagrangian bound (evaluations of the per-class threshold
+    dual; with shared pairs, half of them are the star method's subgradient steps): 3 000 up
+    to CUB scale, fewer above so that the work (``O(n_c n_f)`` per iteration) stays about
+    constant."""
     return int(min(3000, max(200, 1.2e9 // (problem.n_classes * problem.n_candidates))))
 
 
