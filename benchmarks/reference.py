@@ -16,7 +16,8 @@ SHARED = Path(os.environ.get("QPMOPT_SHARED_INSTANCES", Path(__file__).resolve()
 
 #: name -> (k, n_features, best known objective); the one copy every script and doc reads.
 #: small-1's is proven optimal; cub-1's was found by the annealer on a 2-core CPU in the
-#: suite run of results/shared-cub-1.json (commit 6eb6472, features there), before that
+#: suite run at commit 6eb6472 (results/shared-cub-1.json as committed in cae1328, features
+#: there; later runs overwrite that file), before that
 #: 290.14953 by the annealer on an H100 (results/gpu_anneal.json, cub-1 seed 0), 290.13493
 #: by auto on a 2-core CPU and 289.12512 by iterated swap local search.
 REFERENCE: dict[str, tuple[int, int, float]] = {
