@@ -148,7 +148,9 @@ class AutoBackend(Backend):
         t0 = config.clock()
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
-        bound_seconds = lagrangian_share(config.time_limit, iteration_seconds) if timed else None
+        swap_first = _swap_search_first(problem, options)
+        bound_seconds = lagrangian_share(config.time_limit, iteration_seconds, swap_first=swap_first) \
+            if timed else None
         anneal_config = config
         if timed:
             # The bound comes after the annealer: its time is taken from the annealer's.
@@ -156,7 +158,7 @@ class AutoBackend(Backend):
             anneal_config = dataclasses.replace(config, time_limit=share)
         anneal = get_backend("anneal")
         first = None
-        if _swap_search_first(problem, options):
+        if swap_first:
             # On a CPU at this size the annealer makes few steps, and localsearch's local
             # optimum is the mark: reach it first (it stops when converged), then anneal
             # from it with what is left, and keep the better.
@@ -204,12 +206,20 @@ class AutoBackend(Backend):
         return raw
 
 
-def lagrangian_share(time_limit: float, pass_seconds: float) -> float:
+def lagrangian_share(time_limit: float, pass_seconds: float, *, swap_first: bool = False) -> float:
     """Seconds of ``time_limit`` that ``auto`` keeps for its Lagrangian bound after the
     annealer, given the time of one simple-bound pass (``pass_seconds``, a top-k pass over
     ``A`` and one over ``R``): 5% of the limit, at most 3 s, but at least eight passes.
     Without the semidefinite bound to follow, the bound may also use what the annealer
-    leaves unused (benchmarks/auto_bound.py measures both)."""
+    leaves unused (benchmarks/auto_bound.py measures both).
+
+    ``swap_first`` (the path that runs the swap search before the annealer, on a CPU from
+    :data:`SWAP_FIRST_MIN_CELLS` on): 10% of the limit, at most 10 s, as the MILP backends
+    keep for it. There the annealer makes a step a second or fewer and, in the scale runs,
+    did not improve on the swap search's answer, while the bound's threshold dual needs
+    seconds to converge (benchmarks/scale.py, ``results/scale-bound.json``)."""
+    if swap_first:
+        return max(min(10.0, 0.1 * time_limit), 8.0 * pass_seconds)
     return max(min(3.0, 0.05 * time_limit), 8.0 * pass_seconds)
 
 
