@@ -414,6 +414,38 @@ def test_mip_driver_starts_a_large_bound_from_the_lagrangian_multipliers(monkeyp
     assert truth - 1e-9 <= raw.bound < lag - 0.25 * (lag - truth)
 
 
+@pytest.mark.parametrize("backend", ["mip_driver", "auto"])
+def test_forced_sdp_above_the_partial_threshold_finds_the_multipliers_once(monkeypatch, backend):
+    # The semidefinite bound starts from the per-class Lagrangian multipliers there: the
+    # Lagrangian bound computed just before hands them over instead of the threshold dual
+    # running a second time.
+    import qpmopt.backends.mip as mip
+    import qpmopt.bounds as bounds
+
+    monkeypatch.setattr(mip, "PARTIAL_EIGEN_ABOVE", 0)
+    monkeypatch.setattr(sdp_bound, "PARTIAL_EIGEN_ABOVE", 0)
+    runs = []
+    real = bounds._per_class_lagrangian
+
+    def count(*args, **kwargs):
+        runs.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bounds, "_per_class_lagrangian", count)
+    A, R, B = clash_instance(1)
+    p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
+    truth = oracle(A, R, B, 2, 4, True)
+    if backend == "mip_driver":
+        bound = _NoSolver().solve(p, qpmopt.SolverConfig(time_limit=5.0), _NoSolver.Options(sdp_bound=True)).bound
+    else:
+        sol = qpmopt.solve_problem(p, backend="auto", time_limit=5.0,
+                                   options={"bruteforce_limit": 0, "exact_max_vars": 0, "sdp_bound": True})
+        assert sol.info["auto_path"].endswith("+sdp")
+        bound = sol.bound
+    assert len(runs) == 1
+    assert truth - 1e-9 <= bound < lagrangian_upper_bound(p, truth, iterations=3000) - 1e-6
+
+
 @pytest.mark.parametrize("partial", [False, True])
 def test_kept_multipliers_certify_the_bound_again(partial):
     # The returned multipliers, evaluated afresh by sdp_dual_value (every eigenvalue, by

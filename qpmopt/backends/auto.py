@@ -36,9 +36,9 @@ import math
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, Capabilities, SolverConfig
-from qpmopt.backends.mip import tighten_with_sdp
+from qpmopt.backends.mip import lagrangian_bound_for, tighten_with_sdp
 from qpmopt.backends.registry import backend_class, get_backend
-from qpmopt.bounds import lagrangian_iterations, lagrangian_upper_bound, simple_upper_bound
+from qpmopt.bounds import simple_upper_bound
 from qpmopt.budget import check_first_answer
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
@@ -190,9 +190,9 @@ class AutoBackend(Backend):
             deadline = min(config.clock() + bound_seconds, config.deadline())
         else:
             deadline = config.deadline()
-        raw.bound = lagrangian_upper_bound(problem, value, iterations=lagrangian_iterations(problem),
-                                           deadline=deadline, clock=config.clock, floor=floor,
-                                           iteration_seconds=6.0 * iteration_seconds if timed else None)
+        raw.bound, start_mu = lagrangian_bound_for(problem, value, sdp_follows=use_sdp, deadline=deadline,
+                                                   clock=config.clock, floor=floor,
+                                                   iteration_seconds=6.0 * iteration_seconds if timed else None)
         progress = config.progress(self.name)
         progress.note(f"answer {value:.8g}; Lagrangian bound {raw.bound:.8g}"
                       + (f"; semidefinite bound next ({sdp_time:.0f} s)" if use_sdp and timed else ""))
@@ -201,7 +201,7 @@ class AutoBackend(Backend):
             raw.termination = Termination.GAP_LIMIT
         elif use_sdp and not config.stop_requested():
             # Without a time limit it runs its fixed schedule.
-            tighten_with_sdp(problem, config, value, raw)
+            tighten_with_sdp(problem, config, value, raw, start_mu=start_mu)
             raw.info["auto_path"] = raw.info.get("auto_path", "anneal") + "+sdp"
         return raw
 

@@ -37,7 +37,13 @@ import numpy as np
 from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, SolverConfig
-from qpmopt.bounds import lagrangian_iterations, lagrangian_multipliers, lagrangian_upper_bound, simple_upper_bound
+from qpmopt.bounds import (
+    lagrangian_iterations,
+    lagrangian_multipliers,
+    lagrangian_upper_bound,
+    pair_stars,
+    simple_upper_bound,
+)
 from qpmopt.budget import check_first_answer
 from qpmopt.evaluate import objective_terms
 from qpmopt.formulation import Formulation
@@ -46,7 +52,8 @@ from qpmopt.sdp_bound import PARTIAL_EIGEN_ABOVE, sdp_seconds, sdp_upper_bound
 from qpmopt.search import evaluate_selection, greedy_selection, identical_rows, iterated_local_search, search_view
 from qpmopt.solution import BackendResult, Termination, proves_optimal
 
-__all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp"]
+__all__ = ["MipBackend", "MipOptions", "ModelResult", "Incumbent", "watch_solver", "tighten_with_sdp",
+           "lagrangian_bound_for"]
 
 
 @dataclass
@@ -149,7 +156,26 @@ def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: Sol
     return interrupted
 
 
-def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult) -> None:
+def lagrangian_bound_for(problem: Problem, incumbent: float, *, sdp_follows: bool, deadline: float | None,
+                         clock: Callable[[], float], floor: float | None,
+                         iteration_seconds: float | None = None) -> tuple[float, np.ndarray | None]:
+    """``(bound, start_mu)``: :func:`~qpmopt.bounds.lagrangian_upper_bound` with these
+    arguments, and ``start_mu = None``; except where the semidefinite bound follows above
+    :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (``sdp_follows``) and the
+    problem has no stars of shared pairs: there the per-class bound of
+    :func:`~qpmopt.bounds.lagrangian_multipliers` (the same value) with its multipliers
+    ``(n_c, n_f)``, which :func:`tighten_with_sdp` then starts from instead of computing
+    them again. The bound is never above ``floor`` where one is given."""
+    if sdp_follows and problem.n_candidates > PARTIAL_EIGEN_ABOVE and not pair_stars(problem):
+        value, mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
+                                           deadline=deadline, clock=clock)
+        return (value if floor is None else min(value, floor)), mu
+    return lagrangian_upper_bound(problem, incumbent, iterations=lagrangian_iterations(problem), deadline=deadline,
+                                  clock=clock, floor=floor, iteration_seconds=iteration_seconds), None
+
+
+def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult, *,
+                     start_mu: np.ndarray | None = None) -> None:
     """The semidefinite-bound phase shared by this driver and ``auto``: run
     :func:`~qpmopt.sdp_bound.sdp_upper_bound` until the config's deadline (or until it
     proves ``incumbent``, within the config's ``gap_limit`` where one is set), keep the
@@ -158,11 +184,11 @@ def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, r
     stopped the bound short of a proof.
 
     Above :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (only where the caller
-    forces the bound with ``sdp_bound=True``) it starts from the Lagrangian multipliers:
-    from zero its first smoothing level on cub-1 ended at 519 against 332
+    forces the bound with ``sdp_bound=True``) it starts from the Lagrangian multipliers
+    (``start_mu``, ``(n_c, n_f)``, from :func:`lagrangian_bound_for`; computed here when not
+    given): from zero its first smoothing level on cub-1 ended at 519 against 332
     (benchmarks/results/sdp_scale.json)."""
-    start_mu = None
-    if problem.n_candidates > PARTIAL_EIGEN_ABOVE:
+    if start_mu is None and problem.n_candidates > PARTIAL_EIGEN_ABOVE:
         _, start_mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
                                              deadline=config.deadline(), clock=config.clock)
     sdp = sdp_upper_bound(problem, deadline=config.deadline(), target=config.stop_target(incumbent),
@@ -240,13 +266,20 @@ class MipBackend(Backend):
                                  bound=simple_upper_bound(problem), history=incumbent.history,
                                  info={"path": "warm_start", "warm_start_objective": warm_value})
 
+        # The semidefinite bound's share (it runs after the solver, on the full model's path
+        # only): decided first, since above PARTIAL_EIGEN_ABOVE it starts from the
+        # Lagrangian bound's multipliers.
+        sdp_time = sdp_seconds(problem, options.sdp_bound, config.time_limit, options.sdp_share) \
+            if timed and solvable else 0.0
+        use_sdp = sdp_time > 0
         # Lagrangian bound (W <= s relaxed; the rules dropped): valid for the full problem.
-        # Its step rule needs an objective to aim at.
+        # It stops once it proves the incumbent.
+        start_mu = None
         if incumbent.selection is None:
             bound = simple_upper_bound(problem)
         else:
-            bound = lagrangian_upper_bound(
-                problem, incumbent.value, iterations=lagrangian_iterations(problem),
+            bound, start_mu = lagrangian_bound_for(
+                problem, incumbent.value, sdp_follows=use_sdp,
                 deadline=None if not timed else min(config.clock() + bound_seconds, config.deadline()),
                 clock=config.clock, floor=simple_upper_bound(problem) if timed else None)
         if not solvable:
@@ -256,8 +289,6 @@ class MipBackend(Backend):
                                  info={"path": "warm_start_only", "warm_start_objective": warm_value,
                                        "variables": n_vars, "max_full_vars": options.max_full_vars})
 
-        sdp_time = sdp_seconds(problem, options.sdp_bound, config.time_limit, options.sdp_share) if timed else 0.0
-        use_sdp = sdp_time > 0
         solver_config = config
         if use_sdp:
             # The solver first, on its share: easy instances end proven and skip the SDP.
@@ -271,7 +302,7 @@ class MipBackend(Backend):
                             history=incumbent.history, info=info)
         if use_sdp and not proven and term not in (Termination.INTERRUPTED, Termination.GAP_LIMIT) \
                 and not config.stop_requested():
-            tighten_with_sdp(problem, config, incumbent.value, raw)
+            tighten_with_sdp(problem, config, incumbent.value, raw, start_mu=start_mu)
         return raw
 
     def _solve_full(
