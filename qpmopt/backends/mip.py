@@ -165,7 +165,8 @@ def lagrangian_bound_for(problem: Problem, incumbent: float, *, sdp_follows: boo
     problem has no stars of shared pairs: there the per-class bound of
     :func:`~qpmopt.bounds.lagrangian_multipliers` (the same value) with its multipliers
     ``(n_c, n_f)``, which :func:`tighten_with_sdp` then starts from instead of computing
-    them again. The bound is never above ``floor`` where one is given."""
+    them again (that path runs its first evaluation whatever ``iteration_seconds`` says).
+    The bound is never above ``floor`` where one is given."""
     if sdp_follows and problem.n_candidates > PARTIAL_EIGEN_ABOVE and not pair_stars(problem):
         value, mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
                                            deadline=deadline, clock=clock)
