@@ -1,4 +1,5 @@
-"""The README's scale tables from results/scale.json (CPU) and results/gpu_scale.json (GPU).
+"""The README's scale tables from results/scale.json (CPU), the reruns made after it
+(results/scale-*.json, which replace their rows) and results/gpu_scale.json (GPU).
 
     python benchmarks/scale_table.py
 
@@ -30,9 +31,12 @@ def main() -> int:
     results = list(cpu["results"])
     notes = []
     step_rows, step_source = cpu.get("anneal_steps"), "scale.json"
-    # A later run of some backends (results/scale-*.json) replaces their rows, said below.
+    # A later run of some backends (results/scale-*.json) replaces their rows, said below;
+    # reruns older than scale.json belong to an earlier table and are left out.
     for extra in sorted(RESULTS.glob("scale-*.json")):
         later = json.loads(extra.read_text())
+        if later["created"] < cpu["created"]:
+            continue
         if later.get("dirty") is not False:
             print(f"{extra.name} comes from a dirty tree: not copied", file=sys.stderr)
             return 1
@@ -52,12 +56,13 @@ def main() -> int:
     results.sort(key=lambda r: order.get(r["instance"], 99))
     rows = []
     for r in results:
+        gap = r.get("gap")
         rows.append([r["instance"], r["backend"], _fmt(r.get("objective"), 8), _pct(r.get("vs_localsearch")),
-                     _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2), _fmt(r.get("peak_memory_mb"), 4),
+                     "-" if gap is None else f"{100 * gap:.2f}%", _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2), _fmt(r.get("peak_memory_mb"), 4),
                      (r.get("info") or {}).get("path") or (r.get("info") or {}).get("auto_path") or "-",
                      r.get("termination") or f"error: {r.get('error')}"])
     m = cpu["machine"]
-    body = markdown_table(["instance", "backend", "objective", "vs localsearch", "wall (s)", "overshoot (s)", "peak MB",
+    body = markdown_table(["instance", "backend", "objective", "vs localsearch", "proven gap", "wall (s)", "overshoot (s)", "peak MB",
                            "path", "termination"], rows)
     body += (f"\n\nOne run of `python benchmarks/scale.py` at commit {cpu['commit'][:10]}, {cpu['created'][:10]}, "
              f"{m.get('cpu', '')}, {m.get('cpu_count', '?')} cores, time limit {cpu['time_limit']:g} s. "
