@@ -257,8 +257,11 @@ def _anneal_from(problem: Problem, config: SolverConfig, first: BackendResult) -
 
 
 #: ``n_classes * n_candidates`` from which ``auto`` runs the swap search before the annealer
-#: when the annealer would run on a CPU (benchmarks/results/scale.json: at 5 000 x 4 096 on
-#: 2 cores the annealer alone, given 60 s, ended just below localsearch).
+#: when the annealer would run on a CPU. Set from benchmarks/results/scale.json at commit
+#: 0dd0775, where on 2 cores the annealer alone, given 60 s, did not end above localsearch
+#: at 5 000 x 4 096 and ended below it at 10 000 x 4 096; in the run at deee0f1, with steps
+#: about twice as fast, it ended above at both (by 0.002% and 0.008%, one seed), so this
+#: rule is open again (README, "At scale").
 SWAP_FIRST_MIN_CELLS = 4_000_000
 
 
