@@ -35,6 +35,7 @@ class BenchSpec:
     k: int | None = None
     n_features: int | None = None
     constraints: dict[str, Any] | None = None  # steering rules (the keys of qpmopt.Constraints)
+    options: dict[str, Any] | None = None  # backend options for every run of this spec
 
 
 def _git(*args: str) -> str | None:
@@ -124,7 +125,7 @@ def _child(spec: BenchSpec, backend: str, time_limit: float, seed: int, gap_limi
         A, R, B, k, n = _load_spec(spec)
         t0 = time.perf_counter()
         sol = qpmopt.solve_assignment(A, R, B, k, n_features=n, backend=backend, time_limit=time_limit, seed=seed,
-                                      constraints=spec.constraints, gap_limit=gap_limit)
+                                      constraints=spec.constraints, gap_limit=gap_limit, options=spec.options)
         wall = time.perf_counter() - t0
         row: dict[str, Any] = {"status": sol.status.value, "termination": sol.termination.value}
         if sol.assignment is not None:

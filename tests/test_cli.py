@@ -145,6 +145,20 @@ def test_bench_run_show_compare(runner, tmp_path):
     assert bad.exit_code == 2
 
 
+def test_bench_spec_options_reach_every_run():
+    # A spec's backend options are passed to the solve in the child process: a cap of one
+    # swap shows in the run's info, and an unknown option is reported as that run's error.
+    from qpmopt.bench import BenchSpec, run_benchmark
+
+    capped = BenchSpec(name="capped", preset="small", options={"max_iterations": 1})
+    wrong = BenchSpec(name="wrong", preset="small", options={"no_such_option": 1})
+    plain = BenchSpec(name="plain", preset="small")
+    rows = {r["instance"]: r for r in run_benchmark([capped, wrong, plain], ["localsearch"], time_limit=20)["results"]}
+    assert rows["capped"]["info"]["iterations"] == 1
+    assert rows["plain"]["info"]["iterations"] > 1
+    assert rows["wrong"]["status"] == "error" and "no_such_option" in rows["wrong"]["error"]
+
+
 def test_bench_passes_the_gap_limit_to_every_run(runner, tmp_path):
     out = tmp_path / "r.json"
     res = runner.invoke(main, ["bench", "--preset", "small", "--backends", "bnb", "--time-limit", "30",
