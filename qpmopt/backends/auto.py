@@ -260,8 +260,11 @@ def _anneal_from(problem: Problem, config: SolverConfig, first: BackendResult) -
 #: when the annealer would run on a CPU. Set from benchmarks/results/scale.json at commit
 #: 0dd0775, where on 2 cores the annealer alone, given 60 s, did not end above localsearch
 #: at 5 000 x 4 096 and ended below it at 10 000 x 4 096; in the run at deee0f1, with steps
-#: about twice as fast, it ended above at both (by 0.002% and 0.008%, one seed), so this
-#: rule is open again (README, "At scale").
+#: about twice as fast, it ended above at both (by 0.002% and 0.008%, one seed). Forcing
+#: ``auto``'s annealer first there (benchmarks/results/swap_first.json, commit 9476e5a, two
+#: seeds each) moved the objective by -0.001% to +0.002% and weakened the proven gap (2.5%
+#: against 1.4 to 1.5% at 5 000 x 4 096, 3.2% and 17.3% against 2.6% and 3.2% at
+#: 10 000 x 4 096): the rule stays.
 SWAP_FIRST_MIN_CELLS = 4_000_000
 
 
