@@ -219,7 +219,8 @@ def lagrangian_share(time_limit: float, pass_seconds: float, *, large: bool = Fa
     3-s share proved 7.66% on ``imagenet21k`` against 3.24% with this one
     (``results/scale-rerun-e.json``, ``results/scale-rerun-f.json``); on the annealer's path,
     forced there on a CPU, it once did not fit one evaluation and proved the simple bound's
-    17.3% (``results/swap_first.json``)."""
+    17.3% (``results/swap_first.json``), and 3.24% with this one
+    (``results/swap_first-share.json``)."""
     if large:
         return max(min(10.0, 0.1 * time_limit), 8.0 * pass_seconds)
     return max(min(3.0, 0.05 * time_limit), 8.0 * pass_seconds)
