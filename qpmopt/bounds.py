@@ -10,8 +10,8 @@ import numpy as np
 from qpmopt.constraints import neighbour_lists
 from qpmopt.problem import Problem
 
-__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_iterations", "lagrangian_multipliers",
-           "pair_stars", "costly_stars", "star_value"]
+__all__ = ["simple_upper_bound", "lagrangian_upper_bound", "lagrangian_bound_and_multipliers", "lagrangian_iterations",
+           "lagrangian_multipliers", "pair_stars", "costly_stars", "star_value"]
 
 
 def simple_upper_bound(problem: Problem) -> float:
@@ -84,8 +84,31 @@ def lagrangian_upper_bound(
     to the method above and the rest to bounding stars of pairs together, started from its
     multipliers (see :func:`_star_lagrangian`).
     """
+    bound, _ = lagrangian_bound_and_multipliers(problem, incumbent, iterations=iterations, deadline=deadline,
+                                                clock=clock, floor=floor, iteration_seconds=iteration_seconds,
+                                                want_mu=False)
+    return bound
+
+
+def lagrangian_bound_and_multipliers(
+    problem: Problem,
+    incumbent: float,
+    *,
+    iterations: int = 300,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    floor: float | None = None,
+    iteration_seconds: float | None = None,
+    want_mu: bool = True,
+) -> tuple[float, np.ndarray | None]:
+    """``(bound, mu)``: :func:`lagrangian_upper_bound` (same arguments, same value) and, with
+    ``want_mu``, the per-class method's multipliers of ``W <= s`` at its best bound,
+    ``(n_c, n_f)``, as :func:`lagrangian_multipliers` gives them: a warm start for
+    :func:`qpmopt.sdp_bound.sdp_upper_bound` without running the bound twice.  ``mu`` is
+    ``None`` without ``want_mu`` (no ``(n_c, n_f)`` array is made) and where ``floor`` came
+    back without any work."""
     if floor is not None and deadline is not None and clock() + (iteration_seconds or 0.0) >= deadline:
-        return floor
+        return floor, None
     stars = pair_stars(problem)
     if stars:
         # The per-class method first (it reaches its LP value in few evaluations; its
@@ -97,9 +120,9 @@ def lagrangian_upper_bound(
         first, mu = _per_class_lagrangian(problem, incumbent, max(1, iterations // 2), half, clock)
         best = min(first, _star_lagrangian(problem, stars, incumbent, max(1, iterations - iterations // 2),
                                            deadline, clock, mu))
-        return best if floor is None else min(best, floor)
-    best, _ = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock, want_mu=False)
-    return best if floor is None else min(best, floor)
+    else:
+        best, mu = _per_class_lagrangian(problem, incumbent, iterations, deadline, clock, want_mu=want_mu)
+    return (best if floor is None else min(best, floor)), (mu if want_mu else None)
 
 
 def lagrangian_multipliers(problem: Problem, incumbent: float, *, iterations: int = 300,

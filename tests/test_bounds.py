@@ -53,13 +53,13 @@ def test_auto_gives_the_lagrangian_bound_what_the_annealer_leaves(monkeypatch):
     import qpmopt.backends.mip as mip_module  # auto's Lagrangian bound: mip.lagrangian_bound_for
 
     seen = []
-    real = mip_module.lagrangian_upper_bound
+    real = mip_module.lagrangian_bound_and_multipliers
 
     def spy(*args, **kwargs):
         seen.append(kwargs["deadline"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mip_module, "lagrangian_upper_bound", spy)
+    monkeypatch.setattr(mip_module, "lagrangian_bound_and_multipliers", spy)
     inst = qpmopt.instances.generate("medium", seed=2)
     for sdp in (False, True):
         start = time.perf_counter()

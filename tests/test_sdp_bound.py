@@ -397,14 +397,13 @@ def test_mip_driver_starts_a_large_bound_from_the_lagrangian_multipliers(monkeyp
     monkeypatch.setattr(mip, "PARTIAL_EIGEN_ABOVE", 0)
     monkeypatch.setattr(sdp_bound, "PARTIAL_EIGEN_ABOVE", 0)
     starts = []
-    real = mip.lagrangian_multipliers
+    real = mip.sdp_upper_bound
 
-    def spy(*args, **kwargs):
-        value, mu = real(*args, **kwargs)
-        starts.append(mu)
-        return value, mu
+    def spy(*args, **kwargs):  # what the bound is started from
+        starts.append(kwargs["start_mu"])
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(mip, "lagrangian_multipliers", spy)
+    monkeypatch.setattr(mip, "sdp_upper_bound", spy)
     A, R, B = clash_instance(1)
     p = qpmopt.Problem.from_arrays(A, R, B, k=2, n_features=4)
     truth = oracle(A, R, B, 2, 4, True)

@@ -38,10 +38,9 @@ from pydantic import Field
 
 from qpmopt.backends.base import Backend, BackendOptions, SolverConfig
 from qpmopt.bounds import (
+    lagrangian_bound_and_multipliers,
     lagrangian_iterations,
     lagrangian_multipliers,
-    lagrangian_upper_bound,
-    pair_stars,
     simple_upper_bound,
 )
 from qpmopt.budget import check_first_answer
@@ -159,20 +158,13 @@ def watch_solver(thread: Any, cancel: Any, time_limit: float | None, config: Sol
 def lagrangian_bound_for(problem: Problem, incumbent: float, *, sdp_follows: bool, deadline: float | None,
                          clock: Callable[[], float], floor: float | None,
                          iteration_seconds: float | None = None) -> tuple[float, np.ndarray | None]:
-    """``(bound, start_mu)``: :func:`~qpmopt.bounds.lagrangian_upper_bound` with these
-    arguments, and ``start_mu = None``; except where the semidefinite bound follows above
-    :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates (``sdp_follows``) and the
-    problem has no stars of shared pairs: there the per-class bound of
-    :func:`~qpmopt.bounds.lagrangian_multipliers` (the same value) with its multipliers
-    ``(n_c, n_f)``, which :func:`tighten_with_sdp` then starts from instead of computing
-    them again (that path runs its first evaluation whatever ``iteration_seconds`` says).
-    The bound is never above ``floor`` where one is given."""
-    if sdp_follows and problem.n_candidates > PARTIAL_EIGEN_ABOVE and not pair_stars(problem):
-        value, mu = lagrangian_multipliers(problem, incumbent, iterations=lagrangian_iterations(problem),
-                                           deadline=deadline, clock=clock)
-        return (value if floor is None else min(value, floor)), mu
-    return lagrangian_upper_bound(problem, incumbent, iterations=lagrangian_iterations(problem), deadline=deadline,
-                                  clock=clock, floor=floor, iteration_seconds=iteration_seconds), None
+    """``(bound, start_mu)`` from :func:`~qpmopt.bounds.lagrangian_bound_and_multipliers`:
+    the multipliers ``(n_c, n_f)`` only where the semidefinite bound follows
+    (``sdp_follows``) above :data:`~qpmopt.sdp_bound.PARTIAL_EIGEN_ABOVE` candidates, where
+    :func:`tighten_with_sdp` starts from them (elsewhere ``None``: no such array is made)."""
+    return lagrangian_bound_and_multipliers(
+        problem, incumbent, iterations=lagrangian_iterations(problem), deadline=deadline, clock=clock, floor=floor,
+        iteration_seconds=iteration_seconds, want_mu=sdp_follows and problem.n_candidates > PARTIAL_EIGEN_ABOVE)
 
 
 def tighten_with_sdp(problem: Problem, config: SolverConfig, incumbent: float, raw: BackendResult, *,
