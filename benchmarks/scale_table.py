@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.3f}%"
+def _pct(x: float | None, signed: bool = True) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.3f}%" if signed else f"{100 * x:.2f}%"
 
 
 def main() -> int:
@@ -56,14 +58,14 @@ def main() -> int:
     results.sort(key=lambda r: order.get(r["instance"], 99))
     rows = []
     for r in results:
-        gap = r.get("gap")
         rows.append([r["instance"], r["backend"], _fmt(r.get("objective"), 8), _pct(r.get("vs_localsearch")),
-                     "-" if gap is None else f"{100 * gap:.2f}%", _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2), _fmt(r.get("peak_memory_mb"), 4),
+                     _pct(r.get("gap"), signed=False), _fmt(r.get("wall_time"), 3), _fmt(r.get("overshoot"), 2),
+                     _fmt(r.get("peak_memory_mb"), 4),
                      (r.get("info") or {}).get("path") or (r.get("info") or {}).get("auto_path") or "-",
                      r.get("termination") or f"error: {r.get('error')}"])
     m = cpu["machine"]
-    body = markdown_table(["instance", "backend", "objective", "vs localsearch", "proven gap", "wall (s)", "overshoot (s)", "peak MB",
-                           "path", "termination"], rows)
+    body = markdown_table(["instance", "backend", "objective", "vs localsearch", "proven gap", "wall (s)",
+                           "overshoot (s)", "peak MB", "path", "termination"], rows)
     body += (f"\n\nOne run of `python benchmarks/scale.py` at commit {cpu['commit'][:10]}, {cpu['created'][:10]}, "
              f"{m.get('cpu', '')}, {m.get('cpu_count', '?')} cores, time limit {cpu['time_limit']:g} s. "
              "Instances generated once per run (seed 1) and loaded from `.npz`, so peak memory is the solve's."

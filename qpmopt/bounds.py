@@ -172,9 +172,10 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
     steps on the multipliers, used before, stopped far above it on cub-1 (328.2 after
     2 929 steps, against 316.7 for this).  Every evaluation's exact ``U`` is a valid bound,
     and so is ``L(0)``, the simple bound (from the same pass over ``A`` that places the
-    first thresholds); the smallest is returned, with ``mu = 0`` where ``L(0)`` is it.  ``iterations`` caps the evaluations (two passes over ``A``
-    each); ``deadline`` (a ``clock()`` value): none starts that the longest so far says
-    would end after it, except the first.  Stops once the bound proves ``incumbent``.
+    first thresholds); the smallest is returned, with ``mu = 0`` where ``L(0)`` is it.
+    ``iterations`` caps the evaluations (two passes over ``A`` each); ``deadline`` (a
+    ``clock()`` value): none starts that the longest so far says would end after it,
+    except the first.  Stops once the bound proves ``incumbent``.
     """
     from scipy.optimize import minimize
     from scipy.special import expit
@@ -219,12 +220,13 @@ def _per_class_lagrangian(problem: Problem, incumbent: float, iterations: int, d
             over = A[b] - t[b, None]
             soft += tau * np.logaddexp(0.0, over / tau).sum(axis=0)
             hard += np.maximum(over, 0.0).sum(axis=0)
-        exact = k * float(t.sum()) + top_sum(base + hard, n_sel)
+        kt = k * float(t.sum())
+        exact = kt + top_sum(base + hard, n_sel)
         if exact < state["best"]:
             state["best"], state["t"] = exact, t.copy()
-        q = base + soft
-        weight = expit((q - u) / tau)
-        value = k * float(t.sum()) + n_sel * u + tau * float(np.logaddexp(0.0, (q - u) / tau).sum())
+        z = (base + soft - u) / tau
+        weight = expit(z)
+        value = kt + n_sel * u + tau * float(np.logaddexp(0.0, z).sum())
         grad = np.empty(n_c + 1)
         # a second pass: the weights need every block's part of q first, and keeping the
         # first pass's sigmoids would take an (n_c, n_f) array, which the blocks avoid

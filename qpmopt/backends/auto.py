@@ -149,8 +149,8 @@ class AutoBackend(Backend):
         floor = simple_upper_bound(problem)
         iteration_seconds = config.clock() - t0
         swap_first = _swap_search_first(problem, options)
-        large = problem.n_classes * problem.n_candidates >= SWAP_FIRST_MIN_CELLS
-        bound_seconds = lagrangian_share(config.time_limit, iteration_seconds, large=large) if timed else None
+        bound_seconds = lagrangian_share(config.time_limit, iteration_seconds, large=_large(problem)) \
+            if timed else None
         anneal_config = config
         if timed:
             # The bound comes after the annealer: its time is taken from the annealer's.
@@ -215,12 +215,9 @@ def lagrangian_share(time_limit: float, pass_seconds: float, *, large: bool = Fa
 
     ``large`` (at least :data:`SWAP_FIRST_MIN_CELLS` cells, on either of ``auto``'s paths):
     10% of the limit, at most 10 s, as the MILP backends keep for it, since the threshold
-    dual needs seconds to converge at these sizes. On the swap search's path (a CPU) the
-    3-s share proved 7.66% on ``imagenet21k`` against 3.24% with this one
-    (``results/scale-rerun-e.json``, ``results/scale-rerun-f.json``); on the annealer's path,
-    forced there on a CPU, it once did not fit one evaluation and proved the simple bound's
-    17.3% (``results/swap_first.json``), and 3.24% with this one
-    (``results/swap_first-share.json``)."""
+    dual needs seconds to converge at these sizes; the 3-s share left far weaker bounds
+    there, once only the simple one (benchmarks/results/scale-rerun-e.json against
+    scale-rerun-f.json, swap_first.json against swap_first-share.json)."""
     if large:
         return max(min(10.0, 0.1 * time_limit), 8.0 * pass_seconds)
     return max(min(3.0, 0.05 * time_limit), 8.0 * pass_seconds)
@@ -259,23 +256,22 @@ def _anneal_from(problem: Problem, config: SolverConfig, first: BackendResult) -
 
 
 #: ``n_classes * n_candidates`` from which ``auto`` runs the swap search before the annealer
-#: when the annealer would run on a CPU. Set from benchmarks/results/scale.json at commit
-#: 0dd0775, where on 2 cores the annealer alone, given 60 s, did not end above localsearch
-#: at 5 000 x 4 096 and ended below it at 10 000 x 4 096; in the run at deee0f1, with steps
-#: about twice as fast, it ended above at both (by 0.002% and 0.008%, one seed). Forcing
-#: ``auto``'s annealer first there (benchmarks/results/swap_first.json, commit 9476e5a, two
-#: seeds each) moved the objective by -0.001% to +0.002% and weakened the proven gap (2.5%
-#: against 1.4 to 1.5% at 5 000 x 4 096, 3.2% and 17.3% against 2.6% and 3.2% at
-#: 10 000 x 4 096). Since the bound's share goes with the size on both paths the gaps are
-#: alike, and the objectives still differ both ways (results/swap_first-share.json, one
-#: seed: -0.002% and +0.008%): too close to choose, so the rule stays.
+#: when the annealer would run on a CPU: there the annealer makes few steps a second, and
+#: starting it from the swap search's local optimum did not end measurably lower than
+#: annealing alone (benchmarks/results/swap_first.json, swap_first-share.json: both ways
+#: by thousandths of a percent, so the rule stays until more seeds say otherwise).
 SWAP_FIRST_MIN_CELLS = 4_000_000
+
+
+def _large(problem: Problem) -> bool:
+    """At least :data:`SWAP_FIRST_MIN_CELLS` cells: ImageNet-21k sizes."""
+    return problem.n_classes * problem.n_candidates >= SWAP_FIRST_MIN_CELLS
 
 
 def _swap_search_first(problem: Problem, options: AutoOptions) -> bool:
     if options.swap_search_first is not None:
         return options.swap_search_first
-    if problem.n_classes * problem.n_candidates < SWAP_FIRST_MIN_CELLS:
+    if not _large(problem):
         return False
     import torch
 
