@@ -100,7 +100,7 @@ def test_a_gap_met_by_the_solvers_measure_alone_is_asked_again():
     A, R, B = inst.arrays()
     solver = ReportsOptimalAtItsGap(1.5)
     # no Lagrangian bound to help: the solver's bound is the only one
-    with mock.patch("qpmopt.backends.mip.lagrangian_upper_bound", lambda *a, **k: np.inf):
+    with mock.patch("qpmopt.backends.mip.lagrangian_bound_and_multipliers", lambda *a, **k: (np.inf, None)):
         sol = qpmopt.solve_assignment(A, R, B, inst.k, n_features=inst.n_features, backend=solver, gap_limit=0.04,
                                       time_limit=20, options={"sdp_bound": False})
     # 6% by qpmopt's measure after the first answer: asked again for 2%, which gives 3%
